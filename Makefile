@@ -1,0 +1,53 @@
+# Devgem: `make run` starts the whole platform locally; `make test` runs every test.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: help venv prereqs run test unit lint typecheck bench bench-spine check-infra clean
+
+help:
+	@echo "make run          start the platform locally and deploy the example app (Ctrl-C stops it)"
+	@echo "make test         lint, type-check and run every test (unit, integration, end-to-end)"
+	@echo "make unit         only the unit tests (no servers)"
+	@echo "make bench        the deploy-spine benchmark (20 deploys; p50/p99 per hop)"
+	@echo "make check-infra  offline checks of terraform/ (parse, contract, checkov, fmt)"
+	@echo "make clean        remove the virtual environment and local state (.devgem/)"
+
+$(STAMP): requirements-dev.txt shared/pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11+ is needed: sudo apt-get install python3 python3-venv"; exit 2; }
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python 3.11+ is needed (found $$($(PYTHON) --version))"; exit 2; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || { echo "Could not create a virtual environment: sudo apt-get install python3-venv"; exit 2; }
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+prereqs: $(STAMP)
+	@$(PY) -m devstack check
+
+run: prereqs
+	$(PY) -m devstack run
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy shared/devgem functions devstack localcloud bench
+
+unit: $(STAMP)
+	$(PY) -m pytest -q tests/unit
+
+test: prereqs lint typecheck
+	$(PY) -m pytest -q tests
+
+bench: bench-spine
+
+bench-spine: prereqs
+	$(PY) -m bench.spine
+
+clean:
+	rm -rf $(VENV) .devgem .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,157 @@
+"""`python -m devstack run`: the whole platform locally, deploying the example app end to end.
+
+It starts every server, signs in as a local tenant, connects examples/hello-python (as a local git
+repository) through the api, deploys it, prints each state as Firestore reports it, then fetches the
+URL through the router. It keeps running until Ctrl-C and then stops everything it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from devgem.probe import answers
+from devstack import emulators, example_repos
+from devstack.emulators import MissingPrerequisite
+from devstack.processes import port_is_free
+from devstack.stack import REPO, Ports, Stack
+
+TENANT = "local-tenant"
+USER = "dev-user"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="start the platform and deploy the example app")
+    run.add_argument("--state-dir", type=Path, default=REPO / ".devgem")
+    run.add_argument("--example", default="hello-python")
+    run.add_argument("--router-port", type=int, default=int(os.environ.get("DEVGEM_ROUTER_PORT", "8080")))
+    run.add_argument("--exit-after-deploy", action="store_true", help="stop once the example is live (for CI)")
+    sub.add_parser("check", help="say which prerequisites are missing and how to get them")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "check":
+            return _check()
+        return _run(args)
+    except MissingPrerequisite as exc:
+        print(f"devstack: {exc}", file=sys.stderr)
+        return 2
+
+
+def _check() -> int:
+    emulators.firestore_jar()
+    emulators.pubsub_jar()
+    emulators.java()
+    if not shutil.which("git"):
+        raise MissingPrerequisite("git is needed to build apps locally: sudo apt-get install git")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    ports = Ports.fixed(router=args.router_port)
+    busy = [
+        p
+        for p in (ports.firestore, ports.pubsub, ports.cloud_api, ports.router, *ports.functions.values())
+        if not port_is_free(p)
+    ]
+    if busy:
+        print(
+            f"devstack: ports {busy} are in use. Is another `make run` running? Stop it, or pass "
+            "--router-port / set DEVGEM_ROUTER_PORT.",
+            file=sys.stderr,
+        )
+        return 2
+    stack = Stack(args.state_dir, ports=ports, persist_firestore=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    print("Starting the Devgem platform locally (logs in .devgem/logs/):", flush=True)
+    started = time.monotonic()
+    with stack.start(progress=True):
+        print(f"Platform up in {time.monotonic() - started:.1f} s.\n", flush=True)
+        ok = _deploy_example(stack, args.example)
+        if args.exit_after_deploy or not ok:
+            return 0 if ok else 1
+        print("\nDevgem is running. Press Ctrl-C to stop every process it started.", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            stop.wait()
+        print("\nStopping...", flush=True)
+    return 0
+
+
+def _deploy_example(stack: Stack, example: str) -> bool:
+    repo = example_repos.example(example, stack.state_dir / "repos")
+    api = stack.api_url
+    headers = {"Authorization": f"Bearer {stack.token(TENANT, USER)}"}
+    app = _find_or_create_app(api, headers, str(repo))
+    print(f"App {app['name']} ({app['id']}) from {repo}")
+    response = requests.post(f"{api}/v1/apps/{app['id']}/deployments", headers=headers, timeout=30)
+    response.raise_for_status()
+    deployment = response.json()
+    print(f"Deployment {deployment['id']} requested; following it in Firestore:", flush=True)
+    final = _follow(deployment["id"])
+    if final.get("status") != "live":
+        print(f"\nThe deployment ended {final.get('status')}: {final.get('error')}", file=sys.stderr)
+        return False
+    url = final["url"]
+    ok, seen = answers(url, 10)
+    print(
+        f"\nLive at {url}  ({seen}; *.localhost is loopback: open it in a browser, or "
+        f"curl -H 'Host: {url.split('//')[1]}' {stack.router_url}/)"
+    )
+    return ok
+
+
+def _find_or_create_app(api: str, headers: dict[str, str], repo_url: str) -> dict[str, Any]:
+    listed = requests.get(f"{api}/v1/apps", headers=headers, timeout=30)
+    listed.raise_for_status()
+    for app in listed.json()["apps"]:
+        if app["repoUrl"] == repo_url:
+            return dict(app)
+    created = requests.post(f"{api}/v1/apps", json={"repoUrl": repo_url, "branch": "main"}, headers=headers, timeout=30)
+    if created.status_code != 201:
+        raise RuntimeError(f"creating the app failed: {created.status_code} {created.text}")
+    return dict(created.json())
+
+
+def _follow(deployment_id: str, timeout: float = 600) -> dict[str, Any]:
+    """Print each state as the Firestore listener delivers it; no polling."""
+    from devgem.firestore_client import client
+    from devgem.states import TERMINAL
+
+    done = threading.Event()
+    latest: dict[str, Any] = {}
+    started = time.monotonic()
+
+    def on_snapshot(snapshots: list[Any], *_: Any) -> None:
+        for snap in snapshots:
+            data = snap.to_dict() or {}
+            if data.get("status") != latest.get("status"):
+                detail = f" (build {data['buildId']})" if data.get("buildId") and data["status"] == "building" else ""
+                print(f"  {time.monotonic() - started:6.1f}s  {data.get('status')}{detail}", flush=True)
+            latest.clear()
+            latest.update(data)
+            if data.get("status") in TERMINAL:
+                done.set()
+
+    watch = client().collection("deployments").document(deployment_id).on_snapshot(on_snapshot)
+    try:
+        if not done.wait(timeout):
+            latest.setdefault("error", f"no final state after {timeout:.0f} s")
+    finally:
+        watch.unsubscribe()
+    return latest
+
+
+if __name__ == "__main__":
+    sys.exit(main())

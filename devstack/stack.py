@@ -1,0 +1,207 @@
+"""Start and stop the whole local platform.
+
+Every server is real and listens on loopback: the emulators, localcloud (Cloud Build, Cloud Run,
+Log Router, url_mask router) and one functions-framework process per entry point, with the Pub/Sub
+emulator pushing to them. Clients in this process get the same settings through `env`.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from devgem import dev_tokens, topology
+from devstack import emulators, wiring
+from devstack.processes import Child, free_port, http_ok, wait_until
+
+REPO = Path(__file__).resolve().parent.parent
+PROJECT = "devgem-local"
+REGION = "us-central1"
+
+
+@dataclass
+class Ports:
+    firestore: int
+    pubsub: int
+    cloud_api: int
+    router: int
+    functions: dict[str, int]
+
+    @classmethod
+    def fixed(cls, base: int = 8680, router: int = 8080) -> Ports:
+        """Well-known ports for `make run`, so URLs stay the same across restarts."""
+        names = [f.name for f in topology.FUNCTIONS]
+        return cls(base, base + 1, base + 2, router, {n: base + 10 + i for i, n in enumerate(names)})
+
+    @classmethod
+    def free(cls) -> Ports:
+        """Any free ports, so tests never collide with a running `make run`."""
+        return cls(
+            free_port(), free_port(), free_port(), free_port(), {f.name: free_port() for f in topology.FUNCTIONS}
+        )
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+@dataclass
+class Stack:
+    state_dir: Path
+    ports: Ports = field(default_factory=Ports.free)
+    persist_firestore: bool = False
+    children: dict[str, Child] = field(default_factory=dict)
+
+    @property
+    def log_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+    @property
+    def router_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.router}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.functions['api']}"
+
+    def function_url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.ports.functions[name]}/"
+
+    @property
+    def env(self) -> dict[str, str]:
+        _, cert = dev_tokens.ensure_keys(self.state_dir / "auth")
+        cloud = f"http://127.0.0.1:{self.ports.cloud_api}"
+        return {
+            "GOOGLE_CLOUD_PROJECT": PROJECT,
+            "DEVGEM_PROJECT": PROJECT,
+            "DEVGEM_REGION": REGION,
+            "FIRESTORE_EMULATOR_HOST": f"127.0.0.1:{self.ports.firestore}",
+            "PUBSUB_EMULATOR_HOST": f"127.0.0.1:{self.ports.pubsub}",
+            "DEVGEM_CLOUD_BUILD_ENDPOINT": cloud,
+            "DEVGEM_CLOUD_RUN_ENDPOINT": cloud,
+            "DEVGEM_AUTH_MODE": "dev",
+            "DEVGEM_DEV_AUTH_CERT": str(cert),
+            "DEVGEM_PUBLIC_URL_TEMPLATE": f"http://{{service}}.localhost:{self.ports.router}",
+            "DEVGEM_IMAGE_TEMPLATE": "localhost/devgem/{service}:{deployment}",
+            "DEVGEM_ALLOW_LOCAL_REPOS": "1",
+            "DEVGEM_PROBE_TIMEOUT_SECONDS": "30",
+        }
+
+    def child_env(self) -> dict[str, str]:
+        path = os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+        return {**os.environ, **self.env, "PYTHONPATH": path, "PYTHONUNBUFFERED": "1"}
+
+    def apply_env(self) -> None:
+        """Point this process's clients (Firestore, Pub/Sub, devgem settings) at the stack."""
+        os.environ.update(self.env)
+        from devgem.config import settings
+
+        settings.cache_clear()
+
+    def token(self, tenant_id: str, user_id: str = "dev-user") -> str:
+        key, _ = dev_tokens.ensure_keys(self.state_dir / "auth")
+        return dev_tokens.mint(key, PROJECT, tenant_id, user_id)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def start(self, progress: bool = False) -> Stack:
+        say = (lambda m: print(f"  {m}", flush=True)) if progress else (lambda m: None)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        env = self.child_env()
+        data_dir = self.state_dir / "firestore-data" if self.persist_firestore else None
+        try:
+            self.children["firestore"] = emulators.firestore(self.ports.firestore, self.log_dir, env, data_dir).start()
+            self.children["pubsub"] = emulators.pubsub(self.ports.pubsub, self.log_dir, env).start()
+            self.children["localcloud"] = self._localcloud(env).start()
+            for fn in topology.FUNCTIONS:
+                self.children[fn.name] = self._function(fn.name, env).start()
+            with ThreadPoolExecutor(max_workers=4) as pool:
+                waits = [
+                    pool.submit(self._wait_http, "firestore", f"http://127.0.0.1:{self.ports.firestore}/", 60),
+                    pool.submit(self._wait_http, "pubsub", f"http://127.0.0.1:{self.ports.pubsub}/", 60),
+                ]
+                for w in waits:
+                    w.result()
+            say(f"Firestore emulator  127.0.0.1:{self.ports.firestore}")
+            say(f"Pub/Sub emulator    127.0.0.1:{self.ports.pubsub}")
+            self._wait_port("localcloud", self.ports.router, 60)
+            say(f"localcloud          api http://127.0.0.1:{self.ports.cloud_api}  router {self.router_url}")
+            for fn in topology.FUNCTIONS:
+                self._wait_port(fn.name, self.ports.functions[fn.name], 60)
+                say(f"function {fn.name:<18} {self.function_url(fn.name)}")
+            self.apply_env()
+            wiring.create_topology(PROJECT, {f.name: self.function_url(f.name) for f in topology.event_functions()})
+            say("topics and push subscriptions created from devgem.topology")
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_http(self, name: str, url: str, timeout: float) -> None:
+        wait_until(http_ok(url), timeout, name, self.children[name])
+
+    def _wait_port(self, name: str, port: int, timeout: float) -> None:
+        wait_until(lambda: _port_open(port), timeout, name, self.children[name])
+
+    def _localcloud(self, env: dict[str, str]) -> Child:
+        args = [
+            sys.executable,
+            "-m",
+            "localcloud",
+            "--project",
+            PROJECT,
+            "--region",
+            REGION,
+            "--api-port",
+            str(self.ports.cloud_api),
+            "--router-port",
+            str(self.ports.router),
+            "--workdir",
+            str(self.state_dir / "localcloud"),
+        ]
+        return Child("localcloud", args, env, self.log_dir / "localcloud.log", cwd=REPO)
+
+    def _function(self, name: str, env: dict[str, str]) -> Child:
+        args = [
+            sys.executable,
+            "-m",
+            "functions_framework",
+            "--target",
+            name,
+            "--source",
+            str(REPO / "functions" / "main.py"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.ports.functions[name]),
+        ]
+        return Child(f"function {name}", args, env, self.log_dir / f"function-{name}.log", cwd=REPO)
+
+    def restart_function(self, name: str, kill: bool = True) -> None:
+        """Stop a function as a crash would (SIGKILL) and start a fresh instance on the same port."""
+        child = self.children[name]
+        child.kill() if kill else child.stop()
+        self.children[name] = self._function(name, self.child_env()).start()
+        self._wait_port(name, self.ports.functions[name], 60)
+
+    def stop(self) -> None:
+        # Functions first (nothing new starts), then localcloud (its revisions), then the emulators;
+        # the Firestore emulator exports its data on a clean exit when persistence is on.
+        order = [n for n in self.children if n not in ("localcloud", "pubsub", "firestore")]
+        for name in [*order, "localcloud", "pubsub", "firestore"]:
+            child = self.children.get(name)
+            if child is not None:
+                child.stop(timeout=30)
+        self.children.clear()
+
+    def __enter__(self) -> Stack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

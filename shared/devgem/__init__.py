@@ -1,0 +1,1 @@
+"""Devgem: the shared package every function imports."""

@@ -1,0 +1,61 @@
+"""Settings, read from the environment once per process.
+
+The same names are set by terraform in production and by devstack locally, so the code that runs
+is the same and only where it points differs.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+
+
+@dataclass(frozen=True)
+class Settings:
+    project: str
+    region: str
+    # Where the Google API clients point. Empty: the real Google endpoint.
+    cloud_build_endpoint: str
+    cloud_run_endpoint: str
+    # "firebase": verify Identity Platform ID tokens with Google's keys; "dev": the same verification
+    # with a locally generated key (certificate file below).
+    auth_mode: str
+    dev_auth_cert_file: str
+    # Public URL of an app: "{service}" is replaced by the Cloud Run service name.
+    public_url_template: str
+    # Allow file:// and absolute-path repository URLs (local development only).
+    allow_local_repos: bool
+    # Image name of a build: "{service}" and "{deployment}" are replaced.
+    image_template: str
+    # Buildpacks builder used by the Cloud Build step.
+    builder_image: str
+    probe_timeout_seconds: float
+    max_event_age_seconds: float
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+@lru_cache(maxsize=1)
+def settings() -> Settings:
+    project = _env("DEVGEM_PROJECT", _env("GOOGLE_CLOUD_PROJECT", "devgem-local"))
+    region = _env("DEVGEM_REGION", "us-central1")
+    return Settings(
+        project=project,
+        region=region,
+        cloud_build_endpoint=_env("DEVGEM_CLOUD_BUILD_ENDPOINT", ""),
+        cloud_run_endpoint=_env("DEVGEM_CLOUD_RUN_ENDPOINT", ""),
+        auth_mode=_env("DEVGEM_AUTH_MODE", "firebase"),
+        dev_auth_cert_file=_env("DEVGEM_DEV_AUTH_CERT", ""),
+        public_url_template=_env("DEVGEM_PUBLIC_URL_TEMPLATE", "https://{service}.apps.example.com"),
+        allow_local_repos=_env("DEVGEM_ALLOW_LOCAL_REPOS", "") == "1",
+        image_template=_env(
+            "DEVGEM_IMAGE_TEMPLATE",
+            f"{region}-docker.pkg.dev/{project}/apps/{{service}}:{{deployment}}",
+        ),
+        builder_image=_env("DEVGEM_BUILDER_IMAGE", "gcr.io/buildpacks/builder:google-22"),
+        probe_timeout_seconds=float(_env("DEVGEM_PROBE_TIMEOUT_SECONDS", "60")),
+        max_event_age_seconds=float(_env("DEVGEM_MAX_EVENT_AGE_SECONDS", "86400")),
+    )

@@ -1,0 +1,38 @@
+"""What every event function does around its use case: unwrap the Pub/Sub message, and turn a
+permanently bad message into a record plus an ack, so Pub/Sub never retries it forever.
+
+Any other exception propagates: functions-framework answers 500, Pub/Sub redelivers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+
+from cloudevents.http import CloudEvent
+
+from devgem import events, store
+from devgem.errors import InvalidEvent
+from devgem.firestore_client import client
+
+log = logging.getLogger(__name__)
+
+
+def run(source: str, event: CloudEvent, use_case: Callable[[events.PubSubMessage], str]) -> str:
+    try:
+        message = events.message_from_cloudevent(event.data)
+        outcome = use_case(message)
+    except InvalidEvent as exc:
+        log.warning("%s: rejected message: %s", source, exc)
+        store.record_rejected_event(client(), source, str(exc), _raw(event))
+        return f"rejected: {exc}"
+    log.info("%s: %s", source, outcome)
+    return outcome
+
+
+def _raw(event: CloudEvent) -> str:
+    try:
+        return json.dumps(event.data)[:10_000]
+    except (TypeError, ValueError):
+        return repr(event.data)[:10_000]

@@ -1,0 +1,124 @@
+"""The api function's HTTP surface: JSON in, JSON out, one use case per route.
+
+Errors carry a message that says what to do, with the status that fits: 400 bad input, 401 no
+identity, 404 absent or another tenant's, 409 conflict, 503 try again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import flask
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import Map, Rule
+
+from devgem import auth
+from devgem.auth import Identity
+from devgem.errors import Conflict, InvalidInput, NotFound, RetryLater, Unauthenticated
+from devgem.usecases import apps, request_deploy
+
+log = logging.getLogger(__name__)
+MAX_BODY_BYTES = 64 * 1024
+
+Handler = Callable[..., tuple[Any, int]]
+
+
+def _create_app(who: Identity, body: dict[str, Any]) -> tuple[Any, int]:
+    return apps.create_app(who, body), 201
+
+
+def _list_apps(who: Identity, body: dict[str, Any]) -> tuple[Any, int]:
+    return {"apps": apps.list_apps(who)}, 200
+
+
+def _get_app(who: Identity, body: dict[str, Any], app_id: str) -> tuple[Any, int]:
+    return apps.get_app(who, app_id), 200
+
+
+def _deploy(who: Identity, body: dict[str, Any], app_id: str) -> tuple[Any, int]:
+    return request_deploy.request_deploy(who, app_id, trigger="chat"), 202
+
+
+def _list_deployments(who: Identity, body: dict[str, Any], app_id: str) -> tuple[Any, int]:
+    return {"deployments": request_deploy.list_deployments(who, app_id)}, 200
+
+
+def _get_deployment(who: Identity, body: dict[str, Any], app_id: str, deployment_id: str) -> tuple[Any, int]:
+    return request_deploy.get_deployment(who, app_id, deployment_id), 200
+
+
+ROUTES: dict[str, Handler] = {
+    "create_app": _create_app,
+    "list_apps": _list_apps,
+    "get_app": _get_app,
+    "deploy": _deploy,
+    "list_deployments": _list_deployments,
+    "get_deployment": _get_deployment,
+}
+
+URLS = Map(
+    [
+        Rule("/v1/apps", methods=["POST"], endpoint="create_app"),
+        Rule("/v1/apps", methods=["GET"], endpoint="list_apps"),
+        Rule("/v1/apps/<app_id>", methods=["GET"], endpoint="get_app"),
+        Rule("/v1/apps/<app_id>/deployments", methods=["POST"], endpoint="deploy"),
+        Rule("/v1/apps/<app_id>/deployments", methods=["GET"], endpoint="list_deployments"),
+        Rule("/v1/apps/<app_id>/deployments/<deployment_id>", methods=["GET"], endpoint="get_deployment"),
+    ]
+)
+
+_STATUS = {InvalidInput: 400, Unauthenticated: 401, NotFound: 404, Conflict: 409, RetryLater: 503}
+
+
+def handle(request: flask.Request) -> flask.Response:
+    if request.path == "/healthz":
+        return _json({"ok": True}, 200)
+    try:
+        endpoint, args = URLS.bind("").match(request.path, method=request.method)
+        who = auth.verify(request.headers.get("Authorization"))
+        body = _body(request)
+        payload, status = ROUTES[str(endpoint)](who, body, **args)
+        return _json(payload, status)
+    except HTTPException as exc:
+        return _json({"error": {"code": exc.code, "message": exc.description}}, exc.code or 500)
+    except tuple(_STATUS) as exc:
+        code = _STATUS[type(exc)]
+        return _json({"error": {"code": code, "message": str(exc)}}, code)
+
+
+def _body(request: flask.Request) -> dict[str, Any]:
+    if request.method not in ("POST", "PUT", "PATCH"):
+        return {}
+    if request.content_length and request.content_length > MAX_BODY_BYTES:
+        raise InvalidInput(f"request body is larger than {MAX_BODY_BYTES} bytes")
+    raw = request.get_data(cache=False)[: MAX_BODY_BYTES + 1]
+    if len(raw) > MAX_BODY_BYTES:
+        raise InvalidInput(f"request body is larger than {MAX_BODY_BYTES} bytes")
+    if not raw:
+        return {}
+    try:
+        body = flask.json.loads(raw)
+    except ValueError as exc:
+        raise InvalidInput(f"request body is not JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise InvalidInput("request body must be a JSON object")
+    return body
+
+
+def _json(payload: Any, status: int) -> flask.Response:
+    response = flask.make_response(flask.json.dumps(_plain(payload)), status)
+    response.headers["Content-Type"] = "application/json"
+    return response
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value

@@ -1,0 +1,31 @@
+"""The idempotency ledger: a handler's effect is recorded under a business key in the same
+transaction as the state change, so a redelivered message finds the key and does nothing.
+
+Pub/Sub gives a publisher's retry a new messageId, so keys are built from what the message is
+about (a deployment id, a build id and status), never from the messageId.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+
+from google.cloud import firestore
+
+from devgem import clock
+
+COLLECTION = "ledger"
+RETENTION = timedelta(days=7)  # a TTL policy on expireAt deletes entries after this
+
+
+def _ref(db: firestore.Client, key: str) -> firestore.DocumentReference:
+    return db.collection(COLLECTION).document(hashlib.sha256(key.encode()).hexdigest()[:40])
+
+
+def seen(tx: firestore.Transaction, db: firestore.Client, key: str) -> bool:
+    return bool(_ref(db, key).get(transaction=tx).exists)
+
+
+def record(tx: firestore.Transaction, db: firestore.Client, key: str, tenant_id: str) -> None:
+    at = clock.now()
+    tx.set(_ref(db, key), {"key": key, "tenantId": tenant_id, "at": at, "expireAt": at + RETENTION})

@@ -1,0 +1,62 @@
+"""The event topology, declared once.
+
+The local stack creates its topics and push subscriptions from this module, and a test checks
+that terraform/ declares exactly the same topics, subscriptions and function entry points.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEPLOY_REQUESTED = "deploy-requested"
+CLOUD_BUILDS = "cloud-builds"  # Cloud Build's own notification topic; its name is fixed by Google.
+LOG_ENTRY = "log-entry"
+CRASH_DETECTED = "crash-detected"
+
+MAX_DELIVERY_ATTEMPTS = 5
+ACK_DEADLINE_SECONDS = 600  # above the 540 s event-function timeout, so a slow handler is not redelivered early
+
+
+@dataclass(frozen=True)
+class Function:
+    """A Cloud Functions entry point in functions/main.py."""
+
+    name: str  # deployed function name and the Python entry point
+    trigger_topic: str | None  # None: an HTTP function
+
+    @property
+    def subscription(self) -> str | None:
+        return f"{self.name.replace('_', '-')}-push" if self.trigger_topic else None
+
+    @property
+    def dead_letter_topic(self) -> str | None:
+        return f"{self.subscription}-dead-letter" if self.trigger_topic else None
+
+
+FUNCTIONS: tuple[Function, ...] = (
+    Function("api", None),
+    Function("deploy_requested", DEPLOY_REQUESTED),
+    Function("build_finished", CLOUD_BUILDS),
+)
+
+TOPICS: tuple[str, ...] = (DEPLOY_REQUESTED, CLOUD_BUILDS, LOG_ENTRY, CRASH_DETECTED)
+
+
+def event_functions() -> tuple[Function, ...]:
+    return tuple(f for f in FUNCTIONS if f.trigger_topic)
+
+
+def dead_letter_topics() -> tuple[str, ...]:
+    return tuple(f.dead_letter_topic for f in event_functions() if f.dead_letter_topic)
+
+
+def dead_letter_subscription(dead_letter_topic: str) -> str:
+    """A pull subscription on every dead-letter topic, so a dead-lettered message is kept, not dropped."""
+    return f"{dead_letter_topic}-hold"
+
+
+def function(name: str) -> Function:
+    for f in FUNCTIONS:
+        if f.name == name:
+            return f
+    raise KeyError(name)

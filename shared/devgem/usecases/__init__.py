@@ -1,0 +1,1 @@
+"""One module per use case; entry points in functions/ call exactly one of them."""

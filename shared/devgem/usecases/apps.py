@@ -1,0 +1,60 @@
+"""Connecting a repository as an app, and reading apps back."""
+
+from __future__ import annotations
+
+from devgem import clock, naming, store, validation
+from devgem.auth import Identity
+from devgem.config import settings
+from devgem.errors import Conflict, InvalidInput
+from devgem.firestore_client import client
+
+NAME_ATTEMPTS = 5
+
+
+def create_app(who: Identity, body: dict[str, object]) -> store.Doc:
+    repo_url = validation.repo_url(body.get("repoUrl"), allow_local=settings().allow_local_repos)
+    branch = validation.branch(body.get("branch", "main"))
+    subdirectory = validation.subdirectory(body.get("subdirectory"))
+    raw_name = body.get("name") or naming.app_name_from_repo(repo_url)
+    if not isinstance(raw_name, str) or len(raw_name) > 100:
+        raise InvalidInput("name must be text of at most 100 characters")
+    db = client()
+    app_id = clock.new_id()
+    service = _reserve_service_name(raw_name, who.tenant_id, app_id)
+    now = clock.now()
+    app = {
+        "tenantId": who.tenant_id,
+        "name": raw_name,
+        "repoUrl": repo_url,
+        "branch": branch,
+        "subdirectory": subdirectory,
+        "serviceName": service,
+        "url": settings().public_url_template.format(service=service),
+        "liveRevision": None,
+        "liveDeploymentId": None,
+        "createdBy": who.user_id,
+        "createdAt": now,
+        "updatedAt": now,
+    }
+    store.app_ref(db, app_id).set(app)
+    return {**app, "id": app_id}
+
+
+def _reserve_service_name(app_name: str, tenant_id: str, app_id: str) -> str:
+    db = client()
+    for attempt in range(NAME_ATTEMPTS):
+        name = naming.service_name(app_name, tenant_id, app_id, attempt)
+        try:
+            store.reserve_service_name(db, name, tenant_id, app_id)
+            return name
+        except Conflict:
+            continue
+    raise Conflict("could not find a free service name; try another app name")
+
+
+def get_app(who: Identity, app_id: str) -> store.Doc:
+    return store.get_app(client(), who.tenant_id, validation.identifier(app_id, "app id"))
+
+
+def list_apps(who: Identity) -> list[store.Doc]:
+    return store.list_apps(client(), who.tenant_id)

@@ -1,0 +1,42 @@
+"""The topology is the one source of truth: functions/main.py exports exactly its entry points."""
+
+import ast
+from pathlib import Path
+
+from devgem import topology
+
+MAIN = Path(__file__).resolve().parents[2] / "functions" / "main.py"
+
+
+def _entry_points() -> dict[str, str]:
+    """Decorated functions in functions/main.py and their kind (http or cloud_event)."""
+    found = {}
+    for node in ast.parse(MAIN.read_text()).body:
+        if isinstance(node, ast.FunctionDef):
+            for dec in node.decorator_list:
+                if isinstance(dec, ast.Attribute) and isinstance(dec.value, ast.Name):
+                    if dec.value.id == "functions_framework":
+                        found[node.name] = dec.attr
+    return found
+
+
+def test_main_exports_exactly_the_declared_functions() -> None:
+    assert set(_entry_points()) == {f.name for f in topology.FUNCTIONS}
+
+
+def test_http_and_event_kinds_match_the_declaration() -> None:
+    kinds = _entry_points()
+    for f in topology.FUNCTIONS:
+        assert kinds[f.name] == ("cloud_event" if f.trigger_topic else "http"), f.name
+
+
+def test_every_trigger_topic_is_a_declared_topic() -> None:
+    for f in topology.event_functions():
+        assert f.trigger_topic in topology.TOPICS
+
+
+def test_every_consumer_has_its_own_subscription_and_dead_letter_topic() -> None:
+    subs = [f.subscription for f in topology.event_functions()]
+    dlts = list(topology.dead_letter_topics())
+    assert len(set(subs)) == len(subs) == len(dlts) == len(set(dlts))
+    assert not set(dlts) & set(topology.TOPICS)
