@@ -36,7 +36,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 
 typecheck: $(STAMP)
-	$(VENV)/bin/mypy shared/devgem functions devstack localcloud bench
+	$(VENV)/bin/mypy shared/devgem functions devstack localcloud bench tests
 
 unit: $(STAMP)
 	$(PY) -m pytest -q tests/unit

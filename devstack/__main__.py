@@ -18,10 +18,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import requests
-
 from devgem.probe import answers
-from devstack import emulators, example_repos
+from devstack import emulators, example_repos, watch
+from devstack.api_client import Api
 from devstack.emulators import MissingPrerequisite
 from devstack.processes import port_is_free
 from devstack.stack import REPO, Ports, Stack
@@ -91,15 +90,21 @@ def _run(args: argparse.Namespace) -> int:
 
 def _deploy_example(stack: Stack, example: str) -> bool:
     repo = example_repos.example(example, stack.state_dir / "repos")
-    api = stack.api_url
-    headers = {"Authorization": f"Bearer {stack.token(TENANT, USER)}"}
-    app = _find_or_create_app(api, headers, str(repo))
+    api = Api(stack, TENANT, USER)
+    app = _find_or_create_app(api, str(repo))
     print(f"App {app['name']} ({app['id']}) from {repo}")
-    response = requests.post(f"{api}/v1/apps/{app['id']}/deployments", headers=headers, timeout=30)
-    response.raise_for_status()
-    deployment = response.json()
+    deployment = api.deploy(app["id"])
     print(f"Deployment {deployment['id']} requested; following it in Firestore:", flush=True)
-    final = _follow(deployment["id"])
+    started = time.monotonic()
+
+    def show(d: dict[str, Any]) -> None:
+        build = f"  build {d['buildId']}" if d.get("buildId") and d["status"] == "building" else ""
+        print(f"  {time.monotonic() - started:6.1f}s  {d.get('status')}{build}", flush=True)
+
+    final = watch.follow_deployment(deployment["id"], on_change=show)
+    if final.get("timedOut"):
+        print(f"\nNo final state after 10 minutes; last: {final.get('status')}", file=sys.stderr)
+        return False
     if final.get("status") != "live":
         print(f"\nThe deployment ended {final.get('status')}: {final.get('error')}", file=sys.stderr)
         return False
@@ -112,45 +117,14 @@ def _deploy_example(stack: Stack, example: str) -> bool:
     return ok
 
 
-def _find_or_create_app(api: str, headers: dict[str, str], repo_url: str) -> dict[str, Any]:
-    listed = requests.get(f"{api}/v1/apps", headers=headers, timeout=30)
+def _find_or_create_app(api: Api, repo_url: str) -> dict[str, Any]:
+    """Local Firestore state survives restarts, so the second `make run` reuses the app."""
+    listed = api.call("GET", "/v1/apps")
     listed.raise_for_status()
     for app in listed.json()["apps"]:
         if app["repoUrl"] == repo_url:
             return dict(app)
-    created = requests.post(f"{api}/v1/apps", json={"repoUrl": repo_url, "branch": "main"}, headers=headers, timeout=30)
-    if created.status_code != 201:
-        raise RuntimeError(f"creating the app failed: {created.status_code} {created.text}")
-    return dict(created.json())
-
-
-def _follow(deployment_id: str, timeout: float = 600) -> dict[str, Any]:
-    """Print each state as the Firestore listener delivers it; no polling."""
-    from devgem.firestore_client import client
-    from devgem.states import TERMINAL
-
-    done = threading.Event()
-    latest: dict[str, Any] = {}
-    started = time.monotonic()
-
-    def on_snapshot(snapshots: list[Any], *_: Any) -> None:
-        for snap in snapshots:
-            data = snap.to_dict() or {}
-            if data.get("status") != latest.get("status"):
-                detail = f" (build {data['buildId']})" if data.get("buildId") and data["status"] == "building" else ""
-                print(f"  {time.monotonic() - started:6.1f}s  {data.get('status')}{detail}", flush=True)
-            latest.clear()
-            latest.update(data)
-            if data.get("status") in TERMINAL:
-                done.set()
-
-    watch = client().collection("deployments").document(deployment_id).on_snapshot(on_snapshot)
-    try:
-        if not done.wait(timeout):
-            latest.setdefault("error", f"no final state after {timeout:.0f} s")
-    finally:
-        watch.unsubscribe()
-    return latest
+    return api.create_app(repo_url)
 
 
 if __name__ == "__main__":

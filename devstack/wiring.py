@@ -9,7 +9,7 @@ import contextlib
 from collections.abc import Mapping
 
 from google.api_core import exceptions as gexc
-from google.cloud import pubsub_v1
+from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
 from google.protobuf import duration_pb2
 
 from devgem import topology
@@ -17,8 +17,8 @@ from devgem import topology
 
 def create_topology(project: str, endpoints: Mapping[str, str]) -> None:
     """`endpoints` maps an event function's name to the URL its push subscription delivers to."""
-    publisher = pubsub_v1.PublisherClient()
-    subscriber = pubsub_v1.SubscriberClient()
+    publisher = PublisherClient()
+    subscriber = SubscriberClient()
     for topic in (*topology.TOPICS, *topology.dead_letter_topics()):
         with contextlib.suppress(gexc.AlreadyExists):
             publisher.create_topic(name=publisher.topic_path(project, topic))
@@ -40,7 +40,7 @@ def create_topology(project: str, endpoints: Mapping[str, str]) -> None:
 
 
 def _subscription(
-    subscriber: pubsub_v1.SubscriberClient,
+    subscriber: SubscriberClient,
     name: str,
     topic: str,
     push_endpoint: str | None = None,

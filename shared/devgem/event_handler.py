@@ -13,7 +13,7 @@ from collections.abc import Callable
 from cloudevents.http import CloudEvent
 
 from devgem import events, store
-from devgem.errors import InvalidEvent
+from devgem.errors import InvalidEvent, InvalidInput
 from devgem.firestore_client import client
 
 log = logging.getLogger(__name__)
@@ -23,7 +23,7 @@ def run(source: str, event: CloudEvent, use_case: Callable[[events.PubSubMessage
     try:
         message = events.message_from_cloudevent(event.data)
         outcome = use_case(message)
-    except InvalidEvent as exc:
+    except (InvalidEvent, InvalidInput) as exc:  # bad input in a message is a bad message
         log.warning("%s: rejected message: %s", source, exc)
         store.record_rejected_event(client(), source, str(exc), _raw(event))
         return f"rejected: {exc}"

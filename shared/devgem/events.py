@@ -27,9 +27,13 @@ def _publisher() -> PublisherClient:
 
 
 def publish(topic: str, data: dict[str, Any], **attributes: str) -> str:
+    return publish_raw(topic, json.dumps(data).encode(), **attributes)
+
+
+def publish_raw(topic: str, data: bytes, **attributes: str) -> str:
     """Publish and wait for the server's ack, so a caller that returns has really enqueued."""
     path = _publisher().topic_path(settings().project, topic)
-    future = _publisher().publish(path, json.dumps(data).encode(), **attributes)
+    future = _publisher().publish(path, data, **attributes)
     return str(future.result(timeout=30))
 
 

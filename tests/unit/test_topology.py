@@ -14,9 +14,9 @@ def _entry_points() -> dict[str, str]:
     for node in ast.parse(MAIN.read_text()).body:
         if isinstance(node, ast.FunctionDef):
             for dec in node.decorator_list:
-                if isinstance(dec, ast.Attribute) and isinstance(dec.value, ast.Name):
-                    if dec.value.id == "functions_framework":
-                        found[node.name] = dec.attr
+                is_ff = isinstance(dec, ast.Attribute) and isinstance(dec.value, ast.Name)
+                if is_ff and dec.value.id == "functions_framework":  # type: ignore[attr-defined]
+                    found[node.name] = dec.attr  # type: ignore[attr-defined]
     return found
 
 

@@ -15,7 +15,7 @@ from google.cloud import firestore
 
 from devgem import clock, cloud_build, store, validation
 from devgem.config import settings
-from devgem.errors import InvalidEvent, RetryLater
+from devgem.errors import InvalidEvent, NotFound, RetryLater
 from devgem.events import PubSubMessage
 from devgem.firestore_client import client
 from devgem.states import Status, can_move
@@ -65,7 +65,10 @@ def _claim(
     snapshot = ref.get(transaction=tx)
     if not snapshot.exists:
         raise InvalidEvent(f"deployment {ref.id} does not exist")
-    deployment = store.owned(snapshot, tenant_id, "deployment")  # a forged tenant id finds nothing
+    try:
+        deployment = store.owned(snapshot, tenant_id, "deployment")
+    except NotFound as exc:  # a forged tenant id finds nothing, and is never retried
+        raise InvalidEvent(f"deployment {ref.id} does not belong to tenant {tenant_id}") from exc
     now = clock.now()
     status = deployment["status"]
     if status == Status.QUEUED and _too_old(message, now):
