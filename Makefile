@@ -36,18 +36,21 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 
 typecheck: $(STAMP)
-	$(VENV)/bin/mypy shared/devgem functions devstack localcloud bench tests
+	$(VENV)/bin/mypy shared/devgem functions devstack localcloud bench tests scripts
 
 unit: $(STAMP)
 	$(PY) -m pytest -q tests/unit
 
-test: prereqs lint typecheck
-	$(PY) -m pytest -q tests
+test: prereqs lint typecheck check-infra
+	$(PY) -m pytest -q tests --ignore=tests/infra
 
 bench: bench-spine
 
 bench-spine: prereqs
 	$(PY) -m bench.spine
+
+check-infra: $(STAMP)
+	$(PY) scripts/check_infra.py
 
 clean:
 	rm -rf $(VENV) .devgem .mypy_cache .ruff_cache .pytest_cache

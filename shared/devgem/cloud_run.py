@@ -65,7 +65,14 @@ def roll_out(r: Rollout) -> Serving:
         operation = _client().create_service(
             parent=_parent(),
             service_id=r.service,
-            service=run_v2.Service(labels=r.labels, template=_template(r), traffic=_all_traffic_to(r.revision)),
+            service=run_v2.Service(
+                labels=r.labels,
+                template=_template(r),
+                traffic=_all_traffic_to(r.revision),
+                # Apps are public web apps, reached only through the wildcard load balancer.
+                invoker_iam_disabled=True,
+                ingress=run_v2.IngressTraffic.INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER,
+            ),
         )
         created = operation.result(timeout=OPERATION_TIMEOUT_SECONDS)
         return Serving(revision=r.revision, uri=created.uri)

@@ -1,0 +1,25 @@
+terraform {
+  required_version = ">= 1.5.0"
+
+  required_providers {
+    google = {
+      source  = "hashicorp/google"
+      version = "~> 6.10"
+    }
+    archive = {
+      source  = "hashicorp/archive"
+      version = "~> 2.4"
+    }
+  }
+
+  # State is local until you add a bucket (see docs/deploy.md), for example:
+  # backend "gcs" {
+  #   bucket = "my-project-tfstate"
+  #   prefix = "devgem/prod"
+  # }
+}
+
+provider "google" {
+  project = var.project
+  region  = var.region
+}
