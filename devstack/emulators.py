@@ -68,17 +68,29 @@ def firestore(port: int, log_dir: Path, env: dict[str, str], data_dir: Path | No
         f"--port={port}",
     ]
     if data_dir is not None:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        metadata = sorted(data_dir.glob("*.overall_export_metadata"))
+        metadata = sorted((data_dir / "current").glob("**/*.overall_export_metadata"))
         if metadata:
             args.append(f"--import-data={metadata[-1]}")
-        args.append(f"--export-on-exit={data_dir}")
     return Child("firestore-emulator", args, env, log_dir / "firestore-emulator.log")
 
 
 def pubsub(port: int, log_dir: Path, env: dict[str, str]) -> Child:
     args = [java(), "-Xmx512m", "-jar", str(pubsub_jar()), "--host=127.0.0.1", f"--port={port}"]
     return Child("pubsub-emulator", args, env, log_dir / "pubsub-emulator.log")
+
+
+def export_firestore(host: str, project: str, data_dir: Path) -> None:
+    """Save the emulator's data for the next start (its own --export-on-exit fails on SIGTERM).
+
+    The export goes to a new folder that replaces the old one only once complete.
+    """
+    fresh, current = data_dir / "new", data_dir / "current"
+    shutil.rmtree(fresh, ignore_errors=True)
+    fresh.mkdir(parents=True)
+    body = {"database": f"projects/{project}/databases/(default)", "export_directory": str(fresh)}
+    requests.post(f"http://{host}/emulator/v1/projects/{project}:export", json=body, timeout=60).raise_for_status()
+    shutil.rmtree(current, ignore_errors=True)
+    fresh.rename(current)
 
 
 def reset_firestore(host: str, project: str) -> None:

@@ -114,7 +114,7 @@ class Stack:
         say = (lambda m: print(f"  {m}", flush=True)) if progress else (lambda m: None)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         env = self.child_env()
-        data_dir = self.state_dir / "firestore-data" if self.persist_firestore else None
+        data_dir = self.firestore_data_dir if self.persist_firestore else None
         try:
             self.children["firestore"] = emulators.firestore(self.ports.firestore, self.log_dir, env, data_dir).start()
             self.children["pubsub"] = emulators.pubsub(self.ports.pubsub, self.log_dir, env).start()
@@ -190,9 +190,18 @@ class Stack:
         self.children[name] = self._function(name, self.child_env()).start()
         self._wait_port(name, self.ports.functions[name], 60)
 
+    @property
+    def firestore_data_dir(self) -> Path:
+        return self.state_dir / "firestore-data"
+
     def stop(self) -> None:
-        # Functions first (nothing new starts), then localcloud (its revisions), then the emulators;
-        # the Firestore emulator exports its data on a clean exit when persistence is on.
+        # Functions first (nothing new starts), then localcloud (its revisions), then the emulators,
+        # after Firestore's data has been saved when persistence is on.
+        if self.persist_firestore and self.children.get("firestore") and self.children["firestore"].alive():
+            try:
+                emulators.export_firestore(f"127.0.0.1:{self.ports.firestore}", PROJECT, self.firestore_data_dir)
+            except Exception as exc:  # stopping must go on whatever happens
+                print(f"devstack: could not save Firestore data: {exc}", file=sys.stderr)
         order = [n for n in self.children if n not in ("localcloud", "pubsub", "firestore")]
         for name in [*order, "localcloud", "pubsub", "firestore"]:
             child = self.children.get(name)
