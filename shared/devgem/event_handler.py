@@ -20,18 +20,22 @@ log = logging.getLogger(__name__)
 
 
 def run(source: str, event: CloudEvent, use_case: Callable[[events.PubSubMessage], str]) -> str:
+    message: events.PubSubMessage | None = None
     try:
         message = events.message_from_cloudevent(event.data)
         outcome = use_case(message)
     except (InvalidEvent, InvalidInput) as exc:  # bad input in a message is a bad message
         log.warning("%s: rejected message: %s", source, exc)
-        store.record_rejected_event(client(), source, str(exc), _raw(event))
+        store.record_rejected_event(client(), source, str(exc), _raw(event, message))
         return f"rejected: {exc}"
     log.info("%s: %s", source, outcome)
     return outcome
 
 
-def _raw(event: CloudEvent) -> str:
+def _raw(event: CloudEvent, message: events.PubSubMessage | None) -> bytes | str:
+    """What a person needs to see: the decoded message and its attributes, else the whole event."""
+    if message is not None:
+        return json.dumps(message.attributes).encode() + b" " + message.data
     try:
         return json.dumps(event.data)[:10_000]
     except (TypeError, ValueError):
