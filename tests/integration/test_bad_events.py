@@ -4,9 +4,9 @@ never crashing a function, never changing state."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 import time
 import uuid
+from collections.abc import Callable
 
 import pytest
 
