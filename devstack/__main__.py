@@ -76,7 +76,8 @@ def _run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     print("Starting the Devgem platform locally (logs in .devgem/logs/):", flush=True)
     started = time.monotonic()
-    with stack.start(progress=True):
+    stack.start(progress=True)
+    try:
         print(f"Platform up in {time.monotonic() - started:.1f} s.\n", flush=True)
         ok = _deploy_example(stack, args.example)
         if args.exit_after_deploy or not ok:
@@ -85,6 +86,8 @@ def _run(args: argparse.Namespace) -> int:
         with contextlib.suppress(KeyboardInterrupt):
             stop.wait()
         print("\nStopping...", flush=True)
+    finally:
+        stack.stop()
     return 0
 
 

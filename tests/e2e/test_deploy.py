@@ -142,3 +142,21 @@ def test_build_finished_killed_mid_rollout_still_reaches_live(stack: Stack, api:
     assert final["status"] == "live", final
     assert _through_router(stack, final["url"]).text == "slow but up"
     assert _revisions(app["serviceName"]) == [final["revision"]]
+
+
+def test_a_newer_deploy_supersedes_and_cancels_the_older_one(api: Api, repos: Path) -> None:
+    repo = example_repos.example("hello-python", repos)
+    app = api.create_app(str(repo))
+    older = api.deploy(app["id"])
+    newer = api.deploy(app["id"])
+
+    final_newer = watch.follow_deployment(newer["id"], timeout=180)
+    final_older = watch.follow_deployment(older["id"], timeout=60)
+
+    assert final_newer["status"] == "live", final_newer
+    assert final_older["status"] == "superseded", final_older
+    assert final_older["supersededBy"] == newer["id"]
+    for build in _builds_for(older["id"]):
+        assert build.status != cloudbuild_v1.Build.Status.SUCCESS
+    app_now = api.call("GET", f"/v1/apps/{app['id']}").json()
+    assert app_now["liveDeploymentId"] == newer["id"]

@@ -11,6 +11,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
+from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
 from devgem import clock, cloud_build, store, validation
@@ -46,9 +47,57 @@ def handle(message: PubSubMessage) -> str:
             )
         )
     # Only the first writer's build id counts; a racing duplicate found the same build by tag.
-    _record_build(db.transaction(), ref, build_id)
+    if _record_build(db.transaction(), ref, build_id) == Status.SUPERSEDED:
+        cloud_build.cancel(build_id)  # a newer deploy overtook this one while it was being submitted
+        return "superseded while submitting; build cancelled"
     log.info("deployment %s: build %s submitted", deployment_id, build_id)
-    return "submitted"
+    superseded = supersede_older(db, {**deployment, "id": deployment_id})
+    return f"submitted; superseded {superseded}" if superseded else "submitted"
+
+
+def supersede_older(db: firestore.Client, deployment: store.Doc) -> list[str]:
+    """Older deploys of the same app still queued or building will never be wanted: stop them.
+
+    Cloud Build does not cancel superseded builds itself, and without this they pile up.
+    """
+    query = (
+        db.collection(store.DEPLOYMENTS)
+        .where(filter=firestore.FieldFilter("tenantId", "==", deployment["tenantId"]))
+        .where(filter=firestore.FieldFilter("appId", "==", deployment["appId"]))
+        .where(filter=firestore.FieldFilter("status", "in", [Status.QUEUED.value, Status.BUILDING.value]))
+    )
+    done = []
+    for snapshot in query.stream():
+        older = snapshot.to_dict() or {}
+        if snapshot.id == deployment["id"] or older["createdAt"] >= deployment["createdAt"]:
+            continue
+        build_id = _mark_superseded(db.transaction(), snapshot.reference, deployment["id"])
+        if build_id:
+            try:
+                cloud_build.cancel(build_id)
+            except gexc.GoogleAPICallError as exc:  # already finished: nothing left to stop
+                log.info("build %s of superseded deployment %s not cancelled: %s", build_id, snapshot.id, exc)
+        done.append(snapshot.id)
+    return done
+
+
+@firestore.transactional
+def _mark_superseded(tx: firestore.Transaction, ref: firestore.DocumentReference, newer_id: str) -> str | None:
+    older = ref.get(transaction=tx).to_dict() or {}
+    if not can_move(older.get("status", Status.QUEUED), Status.SUPERSEDED) or older["status"] == Status.DEPLOYING:
+        return None
+    now = clock.now()
+    tx.update(
+        ref,
+        {
+            "status": Status.SUPERSEDED.value,
+            "error": f"superseded by deployment {newer_id}",
+            "supersededBy": newer_id,
+            "updatedAt": now,
+            f"stageTimes.{Status.SUPERSEDED.value}": now,
+        },
+    )
+    return str(older["buildId"]) if older.get("buildId") else None
 
 
 def _field(body: dict[str, Any], name: str) -> str:
@@ -110,7 +159,8 @@ def _too_old(message: PubSubMessage, now: Any) -> bool:
 
 
 @firestore.transactional
-def _record_build(tx: firestore.Transaction, ref: firestore.DocumentReference, build_id: str) -> None:
+def _record_build(tx: firestore.Transaction, ref: firestore.DocumentReference, build_id: str) -> str:
     deployment = ref.get(transaction=tx).to_dict() or {}
     if not deployment.get("buildId"):
         tx.update(ref, {"buildId": build_id, "updatedAt": clock.now()})
+    return str(deployment.get("status"))
