@@ -77,15 +77,15 @@ class Publisher:
         self._thread.join(timeout)
 
     def _run(self) -> None:
-        from google.cloud import pubsub_v1  # type: ignore[attr-defined]
+        from google.cloud.pubsub_v1 import PublisherClient, types
 
-        client = pubsub_v1.PublisherClient(
-            batch_settings=pubsub_v1.types.BatchSettings(max_messages=500, max_latency=0.02),
-            publisher_options=pubsub_v1.types.PublisherOptions(
-                flow_control=pubsub_v1.types.PublishFlowControl(
+        client = PublisherClient(
+            batch_settings=types.BatchSettings(max_messages=500, max_latency=0.02),
+            publisher_options=types.PublisherOptions(
+                flow_control=types.PublishFlowControl(
                     message_limit=20_000,
                     byte_limit=64 * 1024 * 1024,
-                    limit_exceeded_behavior=pubsub_v1.types.LimitExceededBehavior.BLOCK,
+                    limit_exceeded_behavior=types.LimitExceededBehavior.BLOCK,
                 )
             ),
         )

@@ -116,10 +116,10 @@ def pubsub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PubSub | None]:
                 return False
 
         wait_for(up, 60, "the Pub/Sub emulator", 0.2)
-        from google.cloud import pubsub_v1  # type: ignore[attr-defined]
+        from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
 
-        publisher = pubsub_v1.PublisherClient()
-        subscriber = pubsub_v1.SubscriberClient()
+        publisher = PublisherClient()
+        subscriber = SubscriberClient()
         collectors = {}
         for topic in ("cloud-builds", "log-entry"):
             topic_path = publisher.topic_path(PROJECT, topic)
