@@ -48,10 +48,12 @@ def main() -> None:
             build = builds.get_build(name=f"projects/{s.project}/locations/{s.region}/builds/{final['buildId']}")
             submit_ms.append((build.create_time - final["createdAt"]).total_seconds() * 1000)
             rollout_ms.append((final["stageTimes"]["live"] - build.finish_time).total_seconds() * 1000)
+            heard_ms = (final["stageTimes"]["deploying"] - build.finish_time).total_seconds() * 1000
             total_s.append(time.monotonic() - started)
             print(
                 f"deploy {i + 1:2d}/{args.deploys}: submit {submit_ms[-1]:7.1f} ms  "
-                f"rollout {rollout_ms[-1]:7.1f} ms  whole deploy {total_s[-1]:5.2f} s",
+                f"rollout {rollout_ms[-1]:7.1f} ms (SUCCESS heard after {heard_ms:6.1f} ms)  "
+                f"whole deploy {total_s[-1]:5.2f} s",
                 flush=True,
             )
     print(f"machine: {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}")

@@ -1,5 +1,5 @@
-"""The idempotency ledger: a handler's effect is recorded under a business key in the same
-transaction as the state change, so a redelivered message finds the key and does nothing.
+"""The idempotency ledger: a handler's effect is recorded under a business key in the same atomic
+write as the state change, so a redelivered message finds the key and does nothing.
 
 Pub/Sub gives a publisher's retry a new messageId, so keys are built from what the message is
 about (a deployment id, a build id and status), never from the messageId.
@@ -8,6 +8,7 @@ about (a deployment id, a build id and status), never from the messageId.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from datetime import timedelta
 
 from google.cloud import firestore
@@ -22,10 +23,15 @@ def _ref(db: firestore.Client, key: str) -> firestore.DocumentReference:
     return db.collection(COLLECTION).document(hashlib.sha256(key.encode()).hexdigest()[:40])
 
 
-def seen(tx: firestore.Transaction, db: firestore.Client, key: str) -> bool:
-    return bool(_ref(db, key).get(transaction=tx).exists)
+def seen(db: firestore.Client, key: str) -> bool:
+    return bool(_ref(db, key).get().exists)
 
 
-def record(tx: firestore.Transaction, db: firestore.Client, key: str, tenant_id: str) -> None:
+def entry(db: firestore.Client, key: str, tenant_id: str) -> Callable[[firestore.WriteBatch], None]:
+    """A create of the key for a guarded batch: the batch fails if the key is already there."""
     at = clock.now()
-    tx.set(_ref(db, key), {"key": key, "tenantId": tenant_id, "at": at, "expireAt": at + RETENTION})
+
+    def write(batch: firestore.WriteBatch) -> None:
+        batch.create(_ref(db, key), {"key": key, "tenantId": tenant_id, "at": at, "expireAt": at + RETENTION})
+
+    return write

@@ -3,7 +3,7 @@
 Cloud Build publishes on every state change, repeats itself and may arrive out of order. The
 deployment only moves forward, so a late WORKING after SUCCESS changes nothing. The rollout is safe to
 run again (the revision is named after the deployment), and the deployment becomes live, in one
-transaction with its ledger entry, only after the URL answered; a crash anywhere before that is
+atomic write with its ledger entry, only after the URL answered; a crash anywhere before that is
 repaired by Pub/Sub redelivering SUCCESS.
 """
 
@@ -15,11 +15,12 @@ from google.api_core import exceptions as gexc
 from google.cloud import firestore
 from google.cloud.devtools import cloudbuild_v1
 
-from devgem import clock, cloud_build, cloud_run, ledger, naming, probe, store
+from devgem import clock, cloud_build, cloud_run, guarded_write, ledger, naming, probe, store
 from devgem.config import settings
 from devgem.errors import InvalidEvent
 from devgem.events import PubSubMessage
 from devgem.firestore_client import client
+from devgem.guarded_write import Decision
 from devgem.states import BUILD_FAILED, BUILD_IN_PROGRESS, BUILD_STATUSES, BUILD_SUCCESS, Status, can_move
 
 log = logging.getLogger(__name__)
@@ -43,53 +44,48 @@ def handle(message: PubSubMessage) -> str:
         raise InvalidEvent(f"build {build_id} names deployment {deployment_id}, which does not exist")
     deployment = {**(snapshot.to_dict() or {}), "id": deployment_id}
     if status in BUILD_IN_PROGRESS:
-        return _note_progress(db.transaction(), ref, build_id, status)
+        return _note_progress(db, ref, build_id, status)
     if status in BUILD_FAILED:
-        return _mark_failed(db.transaction(), db, ref, build_id, status, failure_summary(build, deployment))
+        return _mark_failed(db, ref, build_id, status, failure_summary(build, deployment))
     return _roll_out(db, ref, deployment, build_id)
 
 
-@firestore.transactional
-def _note_progress(tx: firestore.Transaction, ref: firestore.DocumentReference, build_id: str, status: str) -> str:
-    deployment = ref.get(transaction=tx).to_dict() or {}
-    update: dict[str, object] = {"buildStatus": status, "updatedAt": clock.now()}
-    if not deployment.get("buildId"):
-        update["buildId"] = build_id
-    if deployment.get("status") == Status.QUEUED:
-        update["status"] = Status.BUILDING.value
-        update[f"stageTimes.{Status.BUILDING.value}"] = clock.now()
-    elif not can_move(deployment.get("status", Status.QUEUED), Status.DEPLOYING):
-        return "ignored: deployment already past building"
-    tx.update(ref, update)
-    return f"progress: {status}"
+def _note_progress(db: firestore.Client, ref: firestore.DocumentReference, build_id: str, status: str) -> str:
+    def decide(snapshot: firestore.DocumentSnapshot) -> Decision[str]:
+        deployment = snapshot.to_dict() or {}
+        if not can_move(deployment.get("status", Status.QUEUED), Status.DEPLOYING):
+            return Decision("ignored: deployment already past building")
+        if deployment.get("buildStatus") == status and deployment.get("buildId"):
+            return Decision(f"progress: {status} (already noted)")
+        update: dict[str, object] = {"buildStatus": status, "buildId": deployment.get("buildId") or build_id}
+        if deployment.get("status") == Status.QUEUED:
+            update["status"] = Status.BUILDING.value
+            update[f"stageTimes.{Status.BUILDING.value}"] = clock.now()
+        return Decision(f"progress: {status}", {**update, "updatedAt": clock.now()})
+
+    return guarded_write.apply(db, ref, decide)
 
 
-@firestore.transactional
 def _mark_failed(
-    tx: firestore.Transaction,
-    db: firestore.Client,
-    ref: firestore.DocumentReference,
-    build_id: str,
-    build_status: str,
-    error: str,
+    db: firestore.Client, ref: firestore.DocumentReference, build_id: str, build_status: str, error: str
 ) -> str:
-    deployment = ref.get(transaction=tx).to_dict() or {}
-    if not can_move(deployment.get("status", Status.QUEUED), Status.FAILED):
-        return "ignored: deployment already finished"
-    now = clock.now()
-    tx.update(
-        ref,
-        {
+    def decide(snapshot: firestore.DocumentSnapshot) -> Decision[str]:
+        deployment = snapshot.to_dict() or {}
+        if not can_move(deployment.get("status", Status.QUEUED), Status.FAILED):
+            return Decision("ignored: deployment already finished")
+        now = clock.now()
+        update = {
             "status": Status.FAILED.value,
             "buildStatus": build_status,
             "buildId": deployment.get("buildId") or build_id,
             "error": error,
             "updatedAt": now,
             f"stageTimes.{Status.FAILED.value}": now,
-        },
-    )
-    ledger.record(tx, db, f"build:{build_id}:{build_status}", deployment.get("tenantId", ""))
-    return f"failed: {error}"
+        }
+        key = f"build:{build_id}:{build_status}"
+        return Decision(f"failed: {error}", update, [ledger.entry(db, key, deployment.get("tenantId", ""))])
+
+    return guarded_write.apply(db, ref, decide, on_already_done="duplicate")
 
 
 def failure_summary(build: cloudbuild_v1.Build, deployment: store.Doc) -> str:
@@ -105,7 +101,7 @@ def failure_summary(build: cloudbuild_v1.Build, deployment: store.Doc) -> str:
 
 
 def _roll_out(db: firestore.Client, ref: firestore.DocumentReference, deployment: store.Doc, build_id: str) -> str:
-    if not _start_deploying(db.transaction(), ref, build_id):
+    if not _start_deploying(db, ref, build_id):
         return "ignored: deployment already finished"
     service = deployment["serviceName"]
     rollout = cloud_run.Rollout(
@@ -118,15 +114,13 @@ def _roll_out(db: firestore.Client, ref: firestore.DocumentReference, deployment
         serving = cloud_run.roll_out(rollout)
     except Exception as exc:
         if _is_permanent(exc):
-            return _mark_failed(
-                db.transaction(), db, ref, build_id, BUILD_SUCCESS, f"the new revision did not start: {exc}"
-            )
+            return _mark_failed(db, ref, build_id, BUILD_SUCCESS, f"the new revision did not start: {exc}")
         raise
     url = settings().public_url_template.format(service=service)
     ok, seen = probe.answers(url, settings().probe_timeout_seconds)
     if not ok:
-        return _mark_failed(db.transaction(), db, ref, build_id, BUILD_SUCCESS, f"{url} did not answer ({seen})")
-    return _go_live(db.transaction(), db, ref, build_id, serving.revision, url)
+        return _mark_failed(db, ref, build_id, BUILD_SUCCESS, f"{url} did not answer ({seen})")
+    return _go_live(db, ref, build_id, serving.revision, url)
 
 
 def _is_permanent(exc: Exception) -> bool:
@@ -136,59 +130,46 @@ def _is_permanent(exc: Exception) -> bool:
     )
 
 
-@firestore.transactional
-def _start_deploying(tx: firestore.Transaction, ref: firestore.DocumentReference, build_id: str) -> bool:
-    deployment = ref.get(transaction=tx).to_dict() or {}
-    status = deployment.get("status", Status.QUEUED)
-    if status == Status.DEPLOYING:
-        return True  # an earlier attempt stopped mid-rollout; carry on
-    if not can_move(status, Status.DEPLOYING):
-        return False
-    now = clock.now()
-    tx.update(
-        ref,
-        {
+def _start_deploying(db: firestore.Client, ref: firestore.DocumentReference, build_id: str) -> bool:
+    def decide(snapshot: firestore.DocumentSnapshot) -> Decision[bool]:
+        deployment = snapshot.to_dict() or {}
+        status = deployment.get("status", Status.QUEUED)
+        if status == Status.DEPLOYING:
+            return Decision(True)  # an earlier attempt stopped mid-rollout; carry on
+        if not can_move(status, Status.DEPLOYING):
+            return Decision(False)
+        now = clock.now()
+        update = {
             "status": Status.DEPLOYING.value,
             "buildStatus": BUILD_SUCCESS,
             "buildId": deployment.get("buildId") or build_id,
             "updatedAt": now,
             f"stageTimes.{Status.DEPLOYING.value}": now,
-        },
-    )
-    return True
+        }
+        return Decision(True, update)
+
+    return guarded_write.apply(db, ref, decide)
 
 
-@firestore.transactional
-def _go_live(
-    tx: firestore.Transaction,
-    db: firestore.Client,
-    ref: firestore.DocumentReference,
-    build_id: str,
-    revision: str,
-    url: str,
-) -> str:
-    key = f"build:{build_id}:{BUILD_SUCCESS}"
-    if ledger.seen(tx, db, key):
-        return "duplicate"
-    deployment = ref.get(transaction=tx).to_dict() or {}
-    if not can_move(deployment.get("status", Status.QUEUED), Status.LIVE):
-        return "ignored: deployment already finished"
-    app_ref = store.app_ref(db, deployment["appId"])
-    now = clock.now()
-    tx.update(
-        ref,
-        {
+def _go_live(db: firestore.Client, ref: firestore.DocumentReference, build_id: str, revision: str, url: str) -> str:
+    def decide(snapshot: firestore.DocumentSnapshot) -> Decision[str]:
+        deployment = snapshot.to_dict() or {}
+        if not can_move(deployment.get("status", Status.QUEUED), Status.LIVE):
+            return Decision("ignored: deployment already finished")
+        now = clock.now()
+        update = {
             "status": Status.LIVE.value,
             "revision": revision,
             "url": url,
             "updatedAt": now,
             f"stageTimes.{Status.LIVE.value}": now,
-        },
-    )
-    tx.update(
-        app_ref,
-        {"liveRevision": revision, "liveDeploymentId": ref.id, "url": url, "updatedAt": now},
-    )
-    ledger.record(tx, db, key, deployment.get("tenantId", ""))
-    log.info("deployment %s is live at %s (revision %s)", ref.id, url, revision)
-    return f"live: {url}"
+        }
+        app_ref = store.app_ref(db, deployment["appId"])
+        app_update = {"liveRevision": revision, "liveDeploymentId": ref.id, "url": url, "updatedAt": now}
+        key = f"build:{build_id}:{BUILD_SUCCESS}"
+        also = [lambda batch: batch.update(app_ref, app_update), ledger.entry(db, key, deployment.get("tenantId", ""))]
+        return Decision(f"live: {url}", update, also)
+
+    outcome = guarded_write.apply(db, ref, decide, on_already_done="duplicate")
+    log.info("deployment %s: %s (revision %s)", ref.id, outcome, revision)
+    return outcome

@@ -1,6 +1,6 @@
 """deploy-requested: move the deployment queued -> building and submit exactly one Cloud Build build.
 
-Pub/Sub may deliver the request twice, even at the same time. A transaction claims the deployment
+Pub/Sub may deliver the request twice, even at the same time. A guarded write claims the deployment
 (queued -> building) before the build is submitted, and the build carries the deployment's tag, so
 a later attempt that finds a claim but no build id looks the build up instead of submitting another.
 """
@@ -14,11 +14,12 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
-from devgem import clock, cloud_build, store, validation
+from devgem import clock, cloud_build, guarded_write, store, validation
 from devgem.config import settings
 from devgem.errors import InvalidEvent, NotFound, RetryLater
 from devgem.events import PubSubMessage
 from devgem.firestore_client import client
+from devgem.guarded_write import Decision
 from devgem.states import Status, can_move
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ def handle(message: PubSubMessage) -> str:
     tenant_id = _field(body, "tenantId")
     db = client()
     ref = store.deployment_ref(db, validation.identifier(deployment_id, "deploymentId"))
-    outcome, deployment = _claim(db.transaction(), ref, tenant_id, message)
+    outcome, deployment = _claim(db, ref, tenant_id, message)
     if outcome != "claimed" and outcome != "resume":
         return outcome
     build_id = cloud_build.find_build_for(deployment_id) if outcome == "resume" else None
@@ -47,7 +48,7 @@ def handle(message: PubSubMessage) -> str:
             )
         )
     # Only the first writer's build id counts; a racing duplicate found the same build by tag.
-    if _record_build(db.transaction(), ref, build_id) == Status.SUPERSEDED:
+    if _record_build(db, ref, build_id) == Status.SUPERSEDED:
         cloud_build.cancel(build_id)  # a newer deploy overtook this one while it was being submitted
         return "superseded while submitting; build cancelled"
     log.info("deployment %s: build %s submitted", deployment_id, build_id)
@@ -71,7 +72,7 @@ def supersede_older(db: firestore.Client, deployment: store.Doc) -> list[str]:
         older = snapshot.to_dict() or {}
         if snapshot.id == deployment["id"] or older["createdAt"] >= deployment["createdAt"]:
             continue
-        build_id = _mark_superseded(db.transaction(), snapshot.reference, deployment["id"])
+        build_id = _mark_superseded(db, snapshot.reference, deployment["id"])
         if build_id:
             try:
                 cloud_build.cancel(build_id)
@@ -81,23 +82,25 @@ def supersede_older(db: firestore.Client, deployment: store.Doc) -> list[str]:
     return done
 
 
-@firestore.transactional
-def _mark_superseded(tx: firestore.Transaction, ref: firestore.DocumentReference, newer_id: str) -> str | None:
-    older = ref.get(transaction=tx).to_dict() or {}
-    if not can_move(older.get("status", Status.QUEUED), Status.SUPERSEDED) or older["status"] == Status.DEPLOYING:
-        return None
-    now = clock.now()
-    tx.update(
-        ref,
-        {
+def _mark_superseded(db: firestore.Client, ref: firestore.DocumentReference, newer_id: str) -> str | None:
+    """Return the build to cancel, if the older deployment was superseded and had one."""
+
+    def decide(snapshot: firestore.DocumentSnapshot) -> Decision[str | None]:
+        older = snapshot.to_dict() or {}
+        status = older.get("status", Status.QUEUED)
+        if not can_move(status, Status.SUPERSEDED) or status == Status.DEPLOYING:
+            return Decision(None)
+        now = clock.now()
+        update = {
             "status": Status.SUPERSEDED.value,
             "error": f"superseded by deployment {newer_id}",
             "supersededBy": newer_id,
             "updatedAt": now,
             f"stageTimes.{Status.SUPERSEDED.value}": now,
-        },
-    )
-    return str(older["buildId"]) if older.get("buildId") else None
+        }
+        return Decision(str(older["buildId"]) if older.get("buildId") else None, update)
+
+    return guarded_write.apply(db, ref, decide)
 
 
 def _field(body: dict[str, Any], name: str) -> str:
@@ -107,49 +110,39 @@ def _field(body: dict[str, Any], name: str) -> str:
     return value
 
 
-@firestore.transactional
 def _claim(
-    tx: firestore.Transaction, ref: firestore.DocumentReference, tenant_id: str, message: PubSubMessage
+    db: firestore.Client, ref: firestore.DocumentReference, tenant_id: str, message: PubSubMessage
 ) -> tuple[str, store.Doc]:
-    snapshot = ref.get(transaction=tx)
-    if not snapshot.exists:
-        raise InvalidEvent(f"deployment {ref.id} does not exist")
-    try:
-        deployment = store.owned(snapshot, tenant_id, "deployment")
-    except NotFound as exc:  # a forged tenant id finds nothing, and is never retried
-        raise InvalidEvent(f"deployment {ref.id} does not belong to tenant {tenant_id}") from exc
-    now = clock.now()
-    status = deployment["status"]
-    if status == Status.QUEUED and _too_old(message, now):
-        tx.update(
-            ref,
-            {
-                "status": Status.FAILED.value,
-                "error": "the deploy request expired before it was picked up",
-                "updatedAt": now,
-            },
-        )
-        return "expired", deployment
-    if status == Status.QUEUED:
-        image = settings().image_template.format(service=deployment["serviceName"], deployment=ref.id)
-        tx.update(
-            ref,
-            {
+    def decide(snapshot: firestore.DocumentSnapshot) -> Decision[tuple[str, store.Doc]]:
+        if not snapshot.exists:
+            raise InvalidEvent(f"deployment {ref.id} does not exist")
+        try:
+            deployment = store.owned(snapshot, tenant_id, "deployment")
+        except NotFound as exc:  # a forged tenant id finds nothing, and is never retried
+            raise InvalidEvent(f"deployment {ref.id} does not belong to tenant {tenant_id}") from exc
+        now = clock.now()
+        status = deployment["status"]
+        if status == Status.QUEUED and _too_old(message, now):
+            error = "the deploy request expired before it was picked up"
+            return Decision(("expired", deployment), {"status": Status.FAILED.value, "error": error, "updatedAt": now})
+        if status == Status.QUEUED:
+            image = settings().image_template.format(service=deployment["serviceName"], deployment=ref.id)
+            update = {
                 "status": Status.BUILDING.value,
                 "image": image,
                 "buildClaimedAt": now,
                 "updatedAt": now,
                 f"stageTimes.{Status.BUILDING.value}": now,
-            },
-        )
-        return "claimed", {**deployment, "image": image}
-    if deployment.get("buildId") or not can_move(status, Status.DEPLOYING):
-        return "duplicate", deployment
-    claimed_at = deployment.get("buildClaimedAt")
-    if claimed_at and now - claimed_at < CLAIM_LEASE:
-        raise RetryLater(f"deployment {ref.id} is being submitted by another delivery")
-    tx.update(ref, {"buildClaimedAt": now})
-    return "resume", deployment
+            }
+            return Decision(("claimed", {**deployment, "image": image}), update)
+        if deployment.get("buildId") or not can_move(status, Status.DEPLOYING):
+            return Decision(("duplicate", deployment))
+        claimed_at = deployment.get("buildClaimedAt")
+        if claimed_at and now - claimed_at < CLAIM_LEASE:
+            raise RetryLater(f"deployment {ref.id} is being submitted by another delivery")
+        return Decision(("resume", deployment), {"buildClaimedAt": now})
+
+    return guarded_write.apply(db, ref, decide)
 
 
 def _too_old(message: PubSubMessage, now: Any) -> bool:
@@ -158,9 +151,14 @@ def _too_old(message: PubSubMessage, now: Any) -> bool:
     return bool((now - message.publish_time).total_seconds() > settings().max_event_age_seconds)
 
 
-@firestore.transactional
-def _record_build(tx: firestore.Transaction, ref: firestore.DocumentReference, build_id: str) -> str:
-    deployment = ref.get(transaction=tx).to_dict() or {}
-    if not deployment.get("buildId"):
-        tx.update(ref, {"buildId": build_id, "updatedAt": clock.now()})
-    return str(deployment.get("status"))
+def _record_build(db: firestore.Client, ref: firestore.DocumentReference, build_id: str) -> str:
+    """Keep the first build id; return the deployment's status as it is now."""
+
+    def decide(snapshot: firestore.DocumentSnapshot) -> Decision[str]:
+        deployment = snapshot.to_dict() or {}
+        status = str(deployment.get("status"))
+        if deployment.get("buildId"):
+            return Decision(status)
+        return Decision(status, {"buildId": build_id, "updatedAt": clock.now()})
+
+    return guarded_write.apply(db, ref, decide)
