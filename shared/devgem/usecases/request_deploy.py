@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from devgem import clock, events, store, topology, validation
 from devgem.auth import Identity
-from devgem.errors import RetryLater
+from devgem.errors import NotFound, RetryLater
 from devgem.firestore_client import client
 from devgem.states import Status
 
@@ -58,7 +58,7 @@ def get_deployment(who: Identity, app_id: str, deployment_id: str) -> store.Doc:
     db = client()
     deployment = store.get_deployment(db, who.tenant_id, validation.identifier(deployment_id, "deployment id"))
     if deployment["appId"] != app_id:
-        raise store.NotFound(f"deployment {deployment_id} not found")
+        raise NotFound(f"deployment {deployment_id} not found")
     return deployment
 
 
