@@ -5,13 +5,15 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv prereqs run test unit lint typecheck bench bench-spine check-infra clean
+.PHONY: help venv prereqs run test unit lint typecheck bench bench-spine bench-logs check-infra clean
 
 help:
 	@echo "make run          start the platform locally and deploy the example app (Ctrl-C stops it)"
 	@echo "make test         lint, type-check and run every test (unit, integration, end-to-end)"
 	@echo "make unit         only the unit tests (no servers)"
-	@echo "make bench        the deploy-spine benchmark (20 deploys; p50/p99 per hop)"
+	@echo "make bench        both benchmarks below"
+	@echo "make bench-spine  the deploy spine (20 deploys; p50/p99 per hop)"
+	@echo "make bench-logs   live logs at 100, 1,000 and 3,000 lines/s (latency, loss, duplicates, writes)"
 	@echo "make check-infra  offline checks of terraform/ (parse, contract, checkov, fmt)"
 	@echo "make clean        remove the virtual environment and local state (.devgem/)"
 
@@ -44,10 +46,13 @@ unit: $(STAMP)
 test: prereqs lint typecheck check-infra
 	$(PY) -m pytest -q tests --ignore=tests/infra
 
-bench: bench-spine
+bench: bench-spine bench-logs
 
 bench-spine: prereqs
 	$(PY) -m bench.spine
+
+bench-logs: prereqs
+	$(PY) -m bench.logs
 
 check-infra: $(STAMP)
 	$(PY) scripts/check_infra.py

@@ -9,21 +9,27 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import shutil
 import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from devgem import clock, dev_tokens
+from devgem.firestore_client import client
+from devgem.log_chunks import id_floor
+from devgem.log_follow import LogFollower, Reorder, floor_before
 from devgem.probe import answers
 from devstack import emulators, example_repos, watch
 from devstack.api_client import Api
 from devstack.emulators import MissingPrerequisite
 from devstack.processes import port_is_free
-from devstack.stack import REPO, Ports, Stack
+from devstack.stack import PROJECT, REPO, Ports, Stack
 
 TENANT = "local-tenant"
 USER = "dev-user"
@@ -79,6 +85,7 @@ def _run(args: argparse.Namespace) -> int:
     stack.start(progress=True)
     try:
         print(f"Platform up in {time.monotonic() - started:.1f} s.\n", flush=True)
+        _write_cli_config(stack)
         ok = _deploy_example(stack, args.example)
         if args.exit_after_deploy or not ok:
             return 0 if ok else 1
@@ -97,14 +104,16 @@ def _deploy_example(stack: Stack, example: str) -> bool:
     app = _find_or_create_app(api, str(repo))
     print(f"App {app['name']} ({app['id']}) from {repo}")
     deployment = api.deploy(app["id"])
-    print(f"Deployment {deployment['id']} requested; following it in Firestore:", flush=True)
+    print(f"Deployment {deployment['id']} requested; following it and its build's lines in Firestore:", flush=True)
     started = time.monotonic()
 
     def show(d: dict[str, Any]) -> None:
         build = f"  build {d['buildId']}" if d.get("buildId") and d["status"] == "building" else ""
         print(f"  {time.monotonic() - started:6.1f}s  {d.get('status')}{build}", flush=True)
 
-    final = watch.follow_deployment(deployment["id"], on_change=show)
+    with _build_lines(app, deployment["id"]):
+        final = watch.follow_deployment(deployment["id"], on_change=show)
+        time.sleep(0.5)  # the last lines of a failed build may trail its status by a moment
     if final.get("timedOut"):
         print(f"\nNo final state after 10 minutes; last: {final.get('status')}", file=sys.stderr)
         return False
@@ -117,7 +126,42 @@ def _deploy_example(stack: Stack, example: str) -> bool:
         f"\nLive at {url}  ({seen}; *.localhost is loopback: open it in a browser, or "
         f"curl -H 'Host: {url.split('//')[1]}' {stack.router_url}/)"
     )
+    print(f"Its logs, live:  .venv/bin/devgem logs {app['name']} --follow  (the CLI reads .devgem/cli.json)")
     return ok
+
+
+@contextlib.contextmanager
+def _build_lines(app: dict[str, Any], deployment_id: str) -> Iterator[None]:
+    """Stream a deployment's build lines while it runs, through a Firestore listener."""
+
+    def show(lines: list[dict[str, Any]]) -> None:
+        for line in lines:
+            if line.get("source") == "build":
+                print(f"           │ {line.get('text', '')}", flush=True)
+
+    reorder = Reorder(show)
+    floor = floor_before(id_floor(clock.now()))
+    try:
+        with LogFollower(client(), app["tenantId"], app["id"], reorder.add, after=floor, deployment_id=deployment_id):
+            yield
+    finally:
+        reorder.close()
+
+
+def _write_cli_config(stack: Stack) -> Path:
+    """What `devgem` (shared/devgem/cli.py) needs to talk to this platform: .devgem/cli.json."""
+    key, _ = dev_tokens.ensure_keys(stack.state_dir / "auth")
+    token = dev_tokens.mint(key, PROJECT, TENANT, USER, lifetime_seconds=30 * 86400)
+    path = stack.state_dir / "cli.json"
+    config = {
+        "apiUrl": stack.api_url,
+        "token": token,
+        "project": PROJECT,
+        "firestoreEmulatorHost": stack.env["FIRESTORE_EMULATOR_HOST"],
+    }
+    path.write_text(json.dumps(config, indent=2) + "\n")
+    path.chmod(0o600)
+    return path
 
 
 def _find_or_create_app(api: Api, repo_url: str) -> dict[str, Any]:

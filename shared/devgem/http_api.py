@@ -18,7 +18,7 @@ from werkzeug.routing import Map, Rule
 from devgem import auth
 from devgem.auth import Identity
 from devgem.errors import Conflict, InvalidInput, NotFound, RetryLater, Unauthenticated
-from devgem.usecases import apps, request_deploy
+from devgem.usecases import apps, read_logs, request_deploy
 
 log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 64 * 1024
@@ -50,6 +50,10 @@ def _get_deployment(who: Identity, body: dict[str, Any], app_id: str, deployment
     return request_deploy.get_deployment(who, app_id, deployment_id), 200
 
 
+def _read_logs(who: Identity, body: dict[str, Any], app_id: str) -> tuple[Any, int]:
+    return read_logs.read_logs(who, app_id, flask.request.args.to_dict()), 200
+
+
 ROUTES: dict[str, Handler] = {
     "create_app": _create_app,
     "list_apps": _list_apps,
@@ -57,6 +61,7 @@ ROUTES: dict[str, Handler] = {
     "deploy": _deploy,
     "list_deployments": _list_deployments,
     "get_deployment": _get_deployment,
+    "read_logs": _read_logs,
 }
 
 URLS = Map(
@@ -67,6 +72,7 @@ URLS = Map(
         Rule("/v1/apps/<app_id>/deployments", methods=["POST"], endpoint="deploy"),
         Rule("/v1/apps/<app_id>/deployments", methods=["GET"], endpoint="list_deployments"),
         Rule("/v1/apps/<app_id>/deployments/<deployment_id>", methods=["GET"], endpoint="get_deployment"),
+        Rule("/v1/apps/<app_id>/logs", methods=["GET"], endpoint="read_logs"),
     ]
 )
 

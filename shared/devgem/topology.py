@@ -37,6 +37,7 @@ FUNCTIONS: tuple[Function, ...] = (
     Function("api", None),
     Function("deploy_requested", DEPLOY_REQUESTED),
     Function("build_finished", CLOUD_BUILDS),
+    Function("log_entry", LOG_ENTRY),
 )
 
 TOPICS: tuple[str, ...] = (DEPLOY_REQUESTED, CLOUD_BUILDS, LOG_ENTRY, CRASH_DETECTED)

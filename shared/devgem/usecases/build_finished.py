@@ -15,7 +15,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import firestore
 from google.cloud.devtools import cloudbuild_v1
 
-from devgem import clock, cloud_build, cloud_run, guarded_write, ledger, naming, probe, store
+from devgem import clock, cloud_build, cloud_run, guarded_write, ledger, log_tail, naming, probe, store
 from devgem.config import settings
 from devgem.errors import InvalidEvent
 from devgem.events import PubSubMessage
@@ -46,7 +46,9 @@ def handle(message: PubSubMessage) -> str:
     if status in BUILD_IN_PROGRESS:
         return _note_progress(db, ref, build_id, status)
     if status in BUILD_FAILED:
-        return _mark_failed(db, ref, build_id, status, failure_summary(build, deployment))
+        outcome = _mark_failed(db, ref, build_id, status, failure_summary(build, deployment))
+        log_tail.keep_failing_tail(db, deployment_id)  # the build's last 50 lines, once they have arrived
+        return outcome
     return _roll_out(db, ref, deployment, build_id)
 
 

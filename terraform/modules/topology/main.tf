@@ -22,6 +22,7 @@ locals {
     api              = { trigger_topic = null, public = true, min_instances = 1, concurrency = 4, publishes = ["deploy-requested"], secrets = ["gemini-api-key"] }
     deploy_requested = { trigger_topic = "deploy-requested", roles = ["roles/cloudbuild.builds.editor", "roles/iam.serviceAccountUser"] }
     build_finished   = { trigger_topic = "cloud-builds", roles = ["roles/run.admin", "roles/iam.serviceAccountUser"] }
+    log_entry        = { trigger_topic = "log-entry", concurrency = 500, timeout = 120, roles = ["roles/cloudbuild.builds.viewer"] }
   }
 
   max_delivery_attempts = 5
