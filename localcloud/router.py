@@ -120,17 +120,6 @@ class LoadBalancer:
         if request.headers.get("Upgrade", "").lower() == "websocket":
             return await self._websocket(request, instance)
         response = await self._forward(request, instance)
-        deadline = started + _WAIT_READY
-        while response is None and time.monotonic() < deadline:
-            # The instance died under us (its supervisor has not noticed yet). A body-less request is
-            # safe to send again, as the load balancer would, once an instance is ready.
-            await asyncio.sleep(0.1)
-            retry = await self._choose(svc, candidates)
-            if retry is not None:
-                instance = retry
-                response = await self._forward(request, instance)
-        if response is None:
-            return _text(503, f"localcloud: service {service!r} is not answering")
         if self._config.request_logs:
             self._log_request(request, instance, response, time.monotonic() - started)
         return response
@@ -167,8 +156,7 @@ class LoadBalancer:
             headers["X-Cloud-Trace-Context"] = f"{secrets.token_hex(16)}/{secrets.randbits(63)};o=1"
         return headers
 
-    async def _forward(self, request: web.Request, instance: Instance) -> web.StreamResponse | None:
-        """None: the connection was refused before anything was sent, so the request may be retried."""
+    async def _forward(self, request: web.Request, instance: Instance) -> web.StreamResponse:
         assert self._session is not None
         url = URL(f"http://127.0.0.1:{instance.port}{request.raw_path}", encoded=True)
         data = request.content.iter_any() if request.body_exists else None
@@ -190,12 +178,9 @@ class LoadBalancer:
                     await response.write(chunk)
                 await response.write_eof()
                 return response
-        except aiohttp.ClientConnectorError as e:
-            log.info("upstream %s refused the connection: %s", instance.revision, e)
-            return None if not request.body_exists else _not_answering(instance, e)
         except (aiohttp.ClientConnectionError, TimeoutError) as e:
             log.info("upstream %s failed: %s", instance.revision, e)
-            return _not_answering(instance, e)
+            return _text(503, f"localcloud: revision {instance.revision} is not answering ({type(e).__name__})")
 
     async def _websocket(self, request: web.Request, instance: Instance) -> web.StreamResponse:
         assert self._session is not None
@@ -274,7 +259,3 @@ class LoadBalancer:
 
 def _text(status: int, body: str) -> web.Response:
     return web.Response(status=status, text=body + "\n", content_type="text/plain")
-
-
-def _not_answering(instance: Instance, error: BaseException) -> web.Response:
-    return _text(503, f"localcloud: revision {instance.revision} is not answering ({type(error).__name__})")

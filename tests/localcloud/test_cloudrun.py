@@ -191,13 +191,23 @@ def test_router_proxies_method_body_query_and_streams(
     assert response.text == "echo:" + "payload" * 1000 + " q=/submit?a=1&b=%20x"
 
 
+def _restarts(server: Server, revision: str) -> int:
+    instances = requests.get(f"{server.api_url}/localcloud/instances", timeout=5).json()["instances"]
+    return int(next((i["restarts"] for i in instances if i["revision"] == revision), 0))
+
+
 def test_crashed_revision_is_restarted(
     run: run_v2.ServicesClient, python_image: str, server: Server, pubsub: PubSub | None
 ) -> None:
     create(run, "crashy", "crashy-1", python_image).result(timeout=120)
     pid = int(server.get("crashy", "/pid").text)
     assert server.get("crashy", "/crash").status_code in (502, 503)
-    # A new instance starts (backoff 1 s); requests meanwhile wait for it.
+    # Once the supervisor has seen the exit, a new instance starts (backoff 1 s) and requests wait
+    # for it. (A request in the instant between the crash and that gets 503, as on Cloud Run.)
+    deadline = time.monotonic() + 10
+    while _restarts(server, "crashy-1") < 1:
+        assert time.monotonic() < deadline, "the supervisor never saw the crash"
+        time.sleep(0.05)
     assert server.get("crashy").status_code == 200
     assert int(server.get("crashy", "/pid").text) != pid
     if pubsub is not None:
