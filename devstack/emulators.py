@@ -91,8 +91,3 @@ def export_firestore(host: str, project: str, data_dir: Path) -> None:
     requests.post(f"http://{host}/emulator/v1/projects/{project}:export", json=body, timeout=60).raise_for_status()
     shutil.rmtree(current, ignore_errors=True)
     fresh.rename(current)
-
-
-def reset_firestore(host: str, project: str) -> None:
-    url = f"http://{host}/emulator/v1/projects/{project}/databases/(default)/documents"
-    requests.delete(url, timeout=10).raise_for_status()

@@ -17,6 +17,7 @@ from pathlib import Path
 from devgem import dev_tokens, topology
 from devstack import emulators, wiring
 from devstack.processes import Child, free_port, http_ok, wait_until
+from localcloud.config import command as localcloud_command
 
 REPO = Path(__file__).resolve().parent.parent
 PROJECT = "devgem-local"
@@ -150,21 +151,9 @@ class Stack:
         wait_until(lambda: _port_open(port), timeout, name, self.children[name])
 
     def _localcloud(self, env: dict[str, str]) -> Child:
-        args = [
-            sys.executable,
-            "-m",
-            "localcloud",
-            "--project",
-            PROJECT,
-            "--region",
-            REGION,
-            "--api-port",
-            str(self.ports.cloud_api),
-            "--router-port",
-            str(self.ports.router),
-            "--workdir",
-            str(self.state_dir / "localcloud"),
-        ]
+        args = localcloud_command(
+            sys.executable, PROJECT, REGION, self.ports.cloud_api, self.ports.router, self.state_dir / "localcloud"
+        )
         return Child("localcloud", args, env, self.log_dir / "localcloud.log", cwd=REPO)
 
     def _function(self, name: str, env: dict[str, str]) -> Child:

@@ -51,6 +51,28 @@ class Config:
         return f"projects/{self.project}/locations/{self.region}"
 
 
+def command(
+    python: str, project: str, region: str, api_port: int, router_port: int, workdir: Path, *extra: str
+) -> list[str]:
+    """The command line that starts localcloud with these settings: the inverse of parse_args."""
+    return [
+        python,
+        "-m",
+        "localcloud",
+        "--project",
+        project,
+        "--region",
+        region,
+        "--api-port",
+        str(api_port),
+        "--router-port",
+        str(router_port),
+        "--workdir",
+        str(workdir),
+        *extra,
+    ]
+
+
 def parse_args(argv: list[str] | None = None) -> Config:
     p = argparse.ArgumentParser(
         prog="python -m localcloud",

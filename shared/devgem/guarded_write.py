@@ -31,10 +31,6 @@ class Decision(Generic[T]):
     also: list[Callable[[firestore.WriteBatch], None]] = field(default_factory=list)
 
 
-class AlreadyDone(Exception):
-    """A create in `also` found its document: the change was made before (a ledger hit)."""
-
-
 def apply(
     db: firestore.Client,
     ref: firestore.DocumentReference,

@@ -23,10 +23,6 @@ def _ref(db: firestore.Client, key: str) -> firestore.DocumentReference:
     return db.collection(COLLECTION).document(hashlib.sha256(key.encode()).hexdigest()[:40])
 
 
-def seen(db: firestore.Client, key: str) -> bool:
-    return bool(_ref(db, key).get().exists)
-
-
 def entry(db: firestore.Client, key: str, tenant_id: str) -> Callable[[firestore.WriteBatch], None]:
     """A create of the key for a guarded batch: the batch fails if the key is already there."""
     at = clock.now()

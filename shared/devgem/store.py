@@ -19,7 +19,6 @@ APPS = "apps"
 DEPLOYMENTS = "deployments"
 SERVICE_NAMES = "serviceNames"
 REJECTED_EVENTS = "rejectedEvents"
-TENANTS = "tenants"
 
 Doc = dict[str, Any]
 

@@ -30,6 +30,8 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import run_v2
 from google.cloud.devtools import cloudbuild_v1
 
+from localcloud.config import command
+
 REPO = Path(__file__).resolve().parents[2]
 PROJECT = "lc-test"
 REGION = "us-central1"
@@ -186,22 +188,7 @@ def start_server(workdir: Path, pubsub_host: str | None, *extra: str) -> Server:
     workdir.mkdir(parents=True, exist_ok=True)
     stderr_path = workdir.parent / f"{workdir.name}-stderr.log"
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "localcloud",
-            "--project",
-            PROJECT,
-            "--region",
-            REGION,
-            "--api-port",
-            str(api_port),
-            "--router-port",
-            str(router_port),
-            "--workdir",
-            str(workdir),
-            *extra,
-        ],
+        command(sys.executable, PROJECT, REGION, api_port, router_port, workdir, *extra),
         cwd=REPO,
         env=env,
         stdout=subprocess.PIPE,
