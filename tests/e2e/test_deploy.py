@@ -145,7 +145,7 @@ def test_build_finished_killed_mid_rollout_still_reaches_live(stack: Stack, api:
 
 
 def test_a_newer_deploy_supersedes_and_cancels_the_older_one(api: Api, repos: Path) -> None:
-    repo = example_repos.example("hello-python", repos)
+    repo = apps.slow_build_repo(repos)  # the older build must still be running when the newer arrives
     app = api.create_app(str(repo))
     older = api.deploy(app["id"])
     newer = api.deploy(app["id"])
