@@ -1,41 +1,29 @@
 """Live logs, end to end: an app writes lines at 100, 1,000 and 3,000 lines/s for 20 s each.
 
-The real path: the revision's process -> localcloud (its Log Router) -> the Pub/Sub emulator's push
--> log_entry in functions-framework -> the Firestore emulator -> a Firestore listener in this process
-(devgem.log_follow, what the CLI uses). Latency is from the app writing a line (its own clock, the same
-machine) to the listener seeing it. `lost` counts lines never stored; `dup` counts lines stored more
-than once (before the reader's own insertId check); `writes_per_line` is chunk documents per line.
+The real path: the revision's process -> localcloud (its Log Router) -> the Pub/Sub emulator ->
+the log_entry worker pulling `log-entry-pull` (functions/workers.py) -> the Firestore emulator -> a
+Firestore listener in this process (devgem.log_follow, what the CLI uses). Latency is from the app
+writing a line (its own clock, the same machine) to the listener seeing it. `lost` counts lines never
+stored; `dup` counts lines stored more than once (before the reader's own insertId check);
+`writes_per_line` is chunk documents per line.
 
 Each phase has an app of its own, so a fresh logs collection: the Firestore emulator re-evaluates a
 listener against the whole collection on every commit, so phases sharing one would slow each other.
 
-The emulator pushes each subscription through two synchronous loops, one message at a time (its
-PushLoop, 100 ms idle poll), and log_entry acks a line only once it is in Firestore: so through the
-emulator at most two lines are ever in flight, whatever the function does. When the backlog cannot
-drain within --drain seconds, the rest is pulled off the subscription and counted: `late` lines were
-still queued (not lost), and the latency figures are then lower bounds.
-
-`--paths emulator,relay` (the default) then repeats each rate with a push relay in place of the
-emulator's push loops: it streams the same subscription and pushes to the same function with up to
---concurrency requests in flight, as Pub/Sub push does for a busy endpoint. Those lines are printed
-as `logs-relay:`.
+When a backlog cannot drain within --drain seconds, the worker is stopped and the rest pulled off the
+subscription and counted: `late` lines were still queued (not lost), and the latency figures are then
+lower bounds. The worker is started again for the next phase.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
-import http.client
 import json
 import os
 import platform
-import signal
-import subprocess
-import sys
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -87,7 +75,7 @@ class H(BaseHTTPRequestHandler):
 ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
 """
 
-SUBSCRIPTION = topology.function("log_entry").subscription
+WORKER = topology.worker("log_entry")
 
 
 @dataclass
@@ -123,7 +111,7 @@ class Phase:
         if mine:
             self.chunks += 1
 
-    def report(self, label: str, rate: int, gave_up_ns: int) -> str:
+    def report(self, rate: int, gave_up_ns: int) -> str:
         with self.lock:
             latencies = [(self.seen[s] - self.written[s]) / 1e6 for s in self.seen]
             # A line not seen when we gave up waited at least until then; it was written on schedule.
@@ -137,155 +125,18 @@ class Phase:
         if self.hops:
             hop = [percentile([h[i] for h in self.hops], 50) for i in range(3)]
             print(
-                f"  {label} {rate}/s, p50 per hop: app -> Log Router entry {hop[0]:.0f} ms, "
-                f"-> Pub/Sub -> log_entry flush {hop[1]:.0f} ms, -> committed and seen by the listener {hop[2]:.0f} ms"
+                f"  {rate}/s, p50 per hop: app -> Log Router entry {hop[0]:.0f} ms, "
+                f"-> Pub/Sub -> worker flush {hop[1]:.0f} ms, -> committed and seen by the listener {hop[2]:.0f} ms"
             )
         return (
-            f"{label}: rate={rate} p50_ms={percentile(latencies, 50):.0f} p99_ms={percentile(latencies, 99):.0f} "
+            f"logs: rate={rate} p50_ms={percentile(latencies, 50):.0f} p99_ms={percentile(latencies, 99):.0f} "
             f"max_ms={max(latencies, default=0):.0f} lost={lost} dup={dup} "
             f"writes_per_line={self.chunks / max(1, stored):.3f} late={self.late}"
         )
 
 
-class Relay:
-    """Pub/Sub push as a busy endpoint sees it: up to `concurrency` requests in flight, each message
-    POSTed in the push format, acked on 2xx and nacked otherwise; on close, whatever it holds is
-    nacked, so nothing stays leased (and invisible) until its ack deadline."""
-
-    def __init__(self, subscriber: pubsub_v1.SubscriberClient, path: str, url: str, concurrency: int) -> None:
-        self.subscriber, self.path = subscriber, path
-        self.host = url.split("//", 1)[1].split("/", 1)[0]
-        self.slots = threading.BoundedSemaphore(concurrency)
-        self.pool = ThreadPoolExecutor(concurrency, thread_name_prefix="relay")
-        self.local = threading.local()
-        self.stop = threading.Event()
-        self.lock = threading.Lock()
-        self.held: set[str] = set()
-        self.acks: list[str] = []
-        self.nacks: list[str] = []
-        self.threads = [threading.Thread(target=self._pull, daemon=True) for _ in range(2)]
-        self.threads.append(threading.Thread(target=self._settle, daemon=True))
-
-    def start(self) -> Relay:
-        for t in self.threads:
-            t.start()
-        return self
-
-    def close(self) -> None:
-        self.stop.set()
-        for t in self.threads:
-            t.join(30)
-        self.pool.shutdown(wait=True)
-        with self.lock:
-            self.nacks.extend(self.held)
-            self.held.clear()
-        self._flush()
-
-    def _pull(self) -> None:
-        while not self.stop.is_set():
-            try:
-                response = self.subscriber.pull(
-                    request={"subscription": self.path, "max_messages": 100}, timeout=10, retry=None
-                )
-            except Exception:
-                time.sleep(0.05)
-                continue
-            if not response.received_messages:
-                time.sleep(0.005)
-            for received in response.received_messages:
-                with self.lock:
-                    self.held.add(received.ack_id)
-                if self.stop.is_set():
-                    continue
-                self.slots.acquire()
-                self.pool.submit(self._push, received)
-
-    def _push(self, received: Any) -> None:
-        try:
-            message = received.message
-            body = json.dumps(
-                {
-                    "message": {
-                        "data": base64.b64encode(message.data).decode(),
-                        "attributes": dict(message.attributes),
-                        "messageId": message.message_id,
-                        "publishTime": message.publish_time.isoformat(),
-                    },
-                    "subscription": self.path,
-                }
-            )
-            ok = self._post(body) < 300
-            with self.lock:
-                self.held.discard(received.ack_id)
-                (self.acks if ok else self.nacks).append(received.ack_id)
-        finally:
-            self.slots.release()
-
-    def _post(self, body: str) -> int:
-        for attempt in range(2):
-            conn = getattr(self.local, "conn", None)
-            if conn is None:
-                conn = self.local.conn = http.client.HTTPConnection(self.host, timeout=120)
-            try:
-                conn.request("POST", "/", body=body, headers={"Content-Type": "application/json"})
-                response = conn.getresponse()
-                response.read()
-                return response.status
-            except (OSError, http.client.HTTPException):
-                conn.close()
-                self.local.conn = None
-                if attempt:
-                    return 599
-        return 599
-
-    def _settle(self) -> None:
-        while not self.stop.wait(0.02):
-            self._flush()
-
-    def _flush(self) -> None:
-        with self.lock:
-            acks, self.acks = self.acks, []
-            nacks, self.nacks = self.nacks, []
-        for i in range(0, len(acks), 1000):
-            self.subscriber.acknowledge(request={"subscription": self.path, "ack_ids": acks[i : i + 1000]})
-        for i in range(0, len(nacks), 1000):
-            self.subscriber.modify_ack_deadline(
-                request={"subscription": self.path, "ack_ids": nacks[i : i + 1000], "ack_deadline_seconds": 0}
-            )
-
-
-def start_relay(stack: Stack, path: str, concurrency: int) -> subprocess.Popen[bytes]:
-    """The relay runs in its own process, as Pub/Sub does: it competes for the CPU, not for our GIL."""
-    args = [sys.executable, "-m", "bench.logs", "--relay-for", path, stack.function_url("log_entry"), str(concurrency)]
-    relay = subprocess.Popen(args, env=stack.child_env(), stdin=subprocess.PIPE)
-    time.sleep(1.0)
-    return relay
-
-
-def stop_relay(relay: subprocess.Popen[bytes]) -> None:
-    relay.send_signal(signal.SIGTERM)
-    try:
-        relay.wait(30)
-    except subprocess.TimeoutExpired:
-        relay.kill()
-        relay.wait(5)
-
-
-def relay_main(path: str, url: str, concurrency: int) -> None:
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    relay = Relay(pubsub_v1.SubscriberClient(), path, url, concurrency).start()
-    stop.wait()
-    relay.close()
-
-
-def set_push(subscriber: pubsub_v1.SubscriberClient, path: str, endpoint: str | None) -> None:
-    config = {"push_endpoint": endpoint} if endpoint else {}
-    subscriber.modify_push_config(request={"subscription": path, "push_config": config})
-
-
 def drain_backlog(subscriber: pubsub_v1.SubscriberClient, path: str, run: str) -> int:
-    """Pull what is still queued (the push endpoint detached) and count this run's lines in it."""
+    """Pull what is still queued (the worker stopped) and count this run's lines in it."""
     mine = 0
     empty = 0
     while empty < 3:
@@ -322,30 +173,17 @@ def deploy_bench_app(api: Api, root: Path, name: str) -> tuple[dict[str, Any], s
 
 
 def run_phase(
-    stack: Stack,
-    api: Api,
-    root: Path,
-    rate: int,
-    args: argparse.Namespace,
-    subscriber: pubsub_v1.SubscriberClient,
-    path: str,
-    relay: bool,
+    stack: Stack, api: Api, root: Path, rate: int, args: argparse.Namespace, subscriber: pubsub_v1.SubscriberClient
 ) -> str:
-    label = "logs-relay" if relay else "logs"
-    app, host = deploy_bench_app(api, root, f"{label}-{rate}")
+    app, host = deploy_bench_app(api, root, f"logs-{rate}")
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    print(f"  {label} {rate}/s: app {app['id']}, load average before {load}", flush=True)
-    run = f"{label}-{rate}-{int(time.time())}"
+    print(f"  {rate}/s: app {app['id']}, load average before {load}", flush=True)
+    run = f"logs-{rate}-{int(time.time())}"
     phase = Phase(run, int(rate * args.seconds))
     floor = floor_before(id_floor(_now()))
     follower = LogFollower(client(), api.tenant, app["id"], lambda lines: None, after=floor, on_chunk=phase.on_chunk)
-    pusher: subprocess.Popen[bytes] | None = None
-    if relay:
-        set_push(subscriber, path, None)
-        pusher = start_relay(stack, path, args.concurrency)
     follower.start()
-    others = {"relay": pusher.pid} if pusher is not None else {}
-    cpu_before = cpu_seconds(stack, others)
+    cpu_before = cpu_seconds(stack)
     try:
         time.sleep(1.0)  # the listener is up
         query = {"run": run, "rate": rate, "seconds": args.seconds}
@@ -357,37 +195,31 @@ def run_phase(
             time.sleep(0.25)
             if time.monotonic() - last_report >= 10:
                 last_report = time.monotonic()
-                print(f"  {label} {rate}/s: {len(phase.seen)}/{phase.expected} lines seen", flush=True)
+                print(f"  {rate}/s: {len(phase.seen)}/{phase.expected} lines seen", flush=True)
         gave_up = time.time_ns()
-        used = {k: v - cpu_before.get(k, 0.0) for k, v in cpu_seconds(stack, others).items()}
+        used = {k: v - cpu_before.get(k, 0.0) for k, v in cpu_seconds(stack).items()}
         busy = ", ".join(f"{k} {v:.1f}" for k, v in sorted(used.items(), key=lambda kv: -kv[1]) if v >= 0.1)
-        print(f"  {label} {rate}/s, CPU seconds used: {busy}", flush=True)
-        if pusher is not None:
-            stop_relay(pusher)
-            pusher = None
+        print(f"  {rate}/s, CPU seconds used: {busy}", flush=True)
         if len(phase.seen) < phase.expected:
-            set_push(subscriber, path, None)
-            time.sleep(1.0)  # pushes in flight finish
-            phase.late = drain_backlog(subscriber, path, run)
-        set_push(subscriber, path, stack.function_url("log_entry"))
+            stack.children[WORKER.name].stop()
+            phase.late = drain_backlog(subscriber, subscriber.subscription_path(PROJECT, WORKER.subscription), run)
+            stack.restart_worker(WORKER.name)
         time.sleep(1.0)  # a late duplicate would show up now
         dropped = [x for x in stack.children["localcloud"].tail(200).splitlines() if "dropped" in x]
         if dropped:
             print(f"  localcloud says: {dropped[-1]}", flush=True)
     finally:
-        if pusher is not None:
-            stop_relay(pusher)
         follower.stop()
-    return phase.report(label, rate, gave_up)
+    return phase.report(rate, gave_up)
 
 
-def cpu_seconds(stack: Stack, others: dict[str, int]) -> dict[str, float]:
-    """CPU time so far of each process of the stack (with its children: revisions under localcloud),
-    of this one (the listener) and of `others` (the relay)."""
+def cpu_seconds(stack: Stack) -> dict[str, float]:
+    """CPU time so far of each process of the stack (with its children: revisions under localcloud)
+    and of this one (the listener)."""
     tick = os.sysconf("SC_CLK_TCK")
     out = {"bench (listener)": time.process_time()}
     roots = {name: child.process.pid for name, child in stack.children.items() if child.process is not None}
-    for name, root in {**roots, **others}.items():
+    for name, root in roots.items():
         pids = [root, *_descendants(root)]
         total = 0.0
         for pid in pids:
@@ -422,27 +254,16 @@ def main() -> None:
     parser.add_argument("--rates", default="100,1000,3000")
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--drain", type=float, default=60, help="seconds to wait for a backlog after the writing")
-    parser.add_argument("--paths", default="emulator,relay", help="emulator (its push loops), relay, or both")
-    parser.add_argument("--concurrency", type=int, default=200, help="requests in flight through the relay")
-    parser.add_argument("--relay-for", nargs=3, metavar=("SUBSCRIPTION", "URL", "CONCURRENCY"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.relay_for:
-        relay_main(args.relay_for[0], args.relay_for[1], int(args.relay_for[2]))
-        return
     rates = [int(r) for r in args.rates.split(",")]
-    # Production runs log_entry with hundreds of requests per instance (terraform: concurrency), so
-    # gunicorn needs as many threads; its default (4 per CPU) would cap a group commit at 8 lines.
-    os.environ.setdefault("THREADS", str(args.concurrency + 16))
     results: list[str] = []
     with tempfile.TemporaryDirectory(prefix="devgem-bench-logs-") as tmp, Stack(Path(tmp)) as stack:
         api = Api(stack, tenant="bench")
         subscriber = pubsub_v1.SubscriberClient()
-        path = subscriber.subscription_path(PROJECT, SUBSCRIPTION)
-        for relay in [p == "relay" for p in args.paths.split(",")]:
-            for rate in rates:
-                line = run_phase(stack, api, Path(tmp) / "repos", rate, args, subscriber, path, relay)
-                print(line, flush=True)
-                results.append(line)
+        for rate in rates:
+            line = run_phase(stack, api, Path(tmp) / "repos", rate, args, subscriber)
+            print(line, flush=True)
+            results.append(line)
     print(f"machine: {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}")
     for line in results:
         print(line)

@@ -40,9 +40,11 @@ class Child:
     log_path: Path
     cwd: Path | None = None
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
+    log_offset: int = field(default=0, init=False)  # where this run's output starts in log_path
 
     def start(self) -> Child:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             list(self.args),
@@ -55,6 +57,12 @@ class Child:
         )
         log.close()
         return self
+
+    def output(self) -> str:
+        """What this run has written to its log so far."""
+        with self.log_path.open("rb") as f:
+            f.seek(self.log_offset)
+            return f.read().decode(errors="replace")
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None

@@ -122,6 +122,8 @@ class Stack:
             self.children["localcloud"] = self._localcloud(env).start()
             for fn in topology.FUNCTIONS:
                 self.children[fn.name] = self._function(fn.name, env).start()
+            for worker in topology.WORKERS:
+                self.children[worker.name] = self._worker(worker.name, env).start()
             with ThreadPoolExecutor(max_workers=4) as pool:
                 waits = [
                     pool.submit(self._wait_http, "firestore", f"http://127.0.0.1:{self.ports.firestore}/", 60),
@@ -136,9 +138,12 @@ class Stack:
             for fn in topology.FUNCTIONS:
                 self._wait_port(fn.name, self.ports.functions[fn.name], 60)
                 say(f"function {fn.name:<18} {self.function_url(fn.name)}")
+            for worker in topology.WORKERS:
+                self._wait_log(worker.name, "pulling", 60)
+                say(f"worker {worker.name:<20} pulls {worker.subscription}")
             self.apply_env()
             wiring.create_topology(PROJECT, {f.name: self.function_url(f.name) for f in topology.event_functions()})
-            say("topics and push subscriptions created from devgem.topology")
+            say("topics and subscriptions created from devgem.topology")
         except BaseException:
             self.stop()
             raise
@@ -149,6 +154,10 @@ class Stack:
 
     def _wait_port(self, name: str, port: int, timeout: float) -> None:
         wait_until(lambda: _port_open(port), timeout, name, self.children[name])
+
+    def _wait_log(self, name: str, text: str, timeout: float) -> None:
+        child = self.children[name]
+        wait_until(lambda: text in child.output(), timeout, name, child)
 
     def _localcloud(self, env: dict[str, str]) -> Child:
         args = localcloud_command(
@@ -172,12 +181,21 @@ class Stack:
         ]
         return Child(f"function {name}", args, env, self.log_dir / f"function-{name}.log", cwd=REPO)
 
+    def _worker(self, name: str, env: dict[str, str]) -> Child:
+        args = [sys.executable, str(REPO / "functions" / "workers.py"), name]
+        return Child(f"worker {name}", args, env, self.log_dir / f"worker-{name}.log", cwd=REPO)
+
     def restart_function(self, name: str, kill: bool = True) -> None:
         """Stop a function as a crash would (SIGKILL) and start a fresh instance on the same port."""
         child = self.children[name]
         child.kill() if kill else child.stop()
         self.children[name] = self._function(name, self.child_env()).start()
         self._wait_port(name, self.ports.functions[name], 60)
+
+    def restart_worker(self, name: str) -> None:
+        self.children[name].stop()
+        self.children[name] = self._worker(name, self.child_env()).start()
+        self._wait_log(name, "pulling", 60)
 
     @property
     def firestore_data_dir(self) -> Path:

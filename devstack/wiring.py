@@ -1,4 +1,4 @@
-"""Create the topics and push subscriptions that devgem.topology declares, on the Pub/Sub emulator.
+"""Create the topics and subscriptions that devgem.topology declares, on the Pub/Sub emulator.
 
 Terraform declares the same in production (tests/infra checks it against the same topology).
 """
@@ -31,10 +31,19 @@ def create_topology(project: str, endpoints: Mapping[str, str]) -> None:
             push_endpoint=endpoints[fn.name],
             dead_letter_topic=publisher.topic_path(project, fn.dead_letter_topic),
         )
+    for w in topology.WORKERS:
         _subscription(
             subscriber,
-            name=subscriber.subscription_path(project, topology.dead_letter_subscription(fn.dead_letter_topic)),
-            topic=publisher.topic_path(project, fn.dead_letter_topic),
+            name=subscriber.subscription_path(project, w.subscription),
+            topic=publisher.topic_path(project, w.topic),
+            dead_letter_topic=publisher.topic_path(project, w.dead_letter_topic),
+            ack_deadline_seconds=w.ack_deadline_seconds,
+        )
+    for dead_letter_topic in topology.dead_letter_topics():
+        _subscription(
+            subscriber,
+            name=subscriber.subscription_path(project, topology.dead_letter_subscription(dead_letter_topic)),
+            topic=publisher.topic_path(project, dead_letter_topic),
         )
     subscriber.close()
 
@@ -45,19 +54,20 @@ def _subscription(
     topic: str,
     push_endpoint: str | None = None,
     dead_letter_topic: str | None = None,
+    ack_deadline_seconds: int = topology.ACK_DEADLINE_SECONDS,
 ) -> None:
     request: dict[str, object] = {
         "name": name,
         "topic": topic,
-        "ack_deadline_seconds": topology.ACK_DEADLINE_SECONDS,
+        "ack_deadline_seconds": ack_deadline_seconds,
     }
     if push_endpoint:
         request["push_config"] = {"push_endpoint": push_endpoint}
+    if dead_letter_topic:  # a consumer's subscription (not a hold): failures back off, then dead-letter
         request["retry_policy"] = {
             "minimum_backoff": duration_pb2.Duration(seconds=1),
             "maximum_backoff": duration_pb2.Duration(seconds=60),
         }
-    if dead_letter_topic:
         request["dead_letter_policy"] = {
             "dead_letter_topic": dead_letter_topic,
             "max_delivery_attempts": topology.MAX_DELIVERY_ATTEMPTS,

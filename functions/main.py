@@ -13,7 +13,6 @@ from cloudevents.http import CloudEvent
 
 from devgem import event_handler, http_api
 from devgem.usecases import build_finished as build_finished_use_case
-from devgem.usecases import log_entry as log_entry_use_case
 from devgem.usecases import start_build
 
 logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -35,9 +34,3 @@ def build_finished(event: CloudEvent) -> None:
     # Idempotent: states only move forward, the revision is named after the deployment, and going
     # live is recorded in the ledger in the same transaction.
     event_handler.run("build_finished", event, build_finished_use_case.handle)
-
-
-@functions_framework.cloud_event
-def log_entry(event: CloudEvent) -> None:
-    # Idempotent: a line whose insertId this instance committed or is committing is acked without a write.
-    log_entry_use_case.handle_event(event)

@@ -1,26 +1,26 @@
-"""Group commit: the log lines of concurrent invocations in one instance, written together.
+"""Group commit: the log lines a worker pulls, written together as chunk documents.
 
-Each Pub/Sub push carries one LogEntry, and its invocation may only return (ack) once the line is in
-Firestore. Every invocation hands its line to the instance's writer and waits; a background flusher
-(started lazily, so nothing runs before gunicorn forks) takes everything pending and commits it as new
-chunk documents; lines that arrive meanwhile go into the next flush (at most `max_commits` = 2
-commits in flight, so one slow commit does not hold up the next).
+The log_entry worker pulls LogEntries in batches and may ack one only once its line is in Firestore.
+It hands each line to `submit`, which returns a Future at once; a background flusher (started lazily)
+takes everything pending and commits it as new chunk documents, then settles the futures. Lines that
+arrive meanwhile go into the next flush (at most `max_commits` = 2 commits in flight, so one slow
+commit does not hold up the next).
 
 When the flusher commits the pending lines:
 - at once when they approach a commit's size limits;
 - when the oldest has waited `max_wait` (100 ms): under load each instance then writes about ten
   chunk sets a second whatever the line rate, so 1,000 lines/s cost ~0.01 writes a line;
-- early, when nobody else can join: no invocation of this instance is still on its way to the writer,
-  fewer than `eager_below` (20) lines are pending, and none arrived for `quiet` (5 ms). Waiting longer
-  would only add latency: when the pusher keeps few requests in flight (the emulator's two push loops),
-  new pushes come only once these are acked. Above 20 lines a chunk costs under 0.05 writes a line
-  anyway, and the cadence applies.
+- early, when nobody else can join: no batch is still being routed (`arrive`/`leave`), fewer than
+  `eager_below` (20) lines are pending, and none arrived for `quiet` (5 ms). At a trickle (a build's
+  output) waiting longer would only add latency; above 20 lines a chunk costs under 0.05 writes a
+  line anyway, and the cadence applies.
 
-Duplicates by insertId are dropped: a line already pending waits for that same commit, and a line
-committed by this instance in the last `remember` seconds is acked without a write. (A redelivery that
-lands on another instance is written again; readers drop it by insertId, see log_chunks.SeenIds.)
+Duplicates by insertId are dropped: a line already pending shares that same commit, and a line
+committed by this instance in the last `remember` seconds is settled without a write. (A redelivery
+that lands on another instance is written again; readers drop it by insertId, see log_chunks.SeenIds.)
 
-A failed commit fails every invocation waiting on it: they answer 500 and Pub/Sub redelivers them.
+A failed commit fails the futures of every line in it with RetryLater; the worker nacks those
+messages and Pub/Sub redelivers them.
 
 Bad entries are counted in memory and the counts written at most once a second per instance, to
 `logRejections/{minute}-{writer}` (one document per instance and minute: never hot); the first entry
@@ -34,7 +34,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -61,10 +61,10 @@ class _Flush:
     """Lines that are committed together, and the invocations waiting on them."""
 
     lines: dict[tuple[str, str], tuple[Target, LogLine]] = field(default_factory=dict)
+    waiting: dict[tuple[str, str], list[Future[str]]] = field(default_factory=dict)
     bytes: int = 0
     first_at: float = 0.0
     last_at: float = 0.0
-    done: threading.Event = field(default_factory=threading.Event)
     failed: dict[tuple[str, str], BaseException] = field(default_factory=dict)
 
 
@@ -82,7 +82,7 @@ Commit = Callable[[list[tuple[firestore.DocumentReference, dict[str, Any]]]], No
 
 
 class Arrival:
-    """One invocation inside the writer's instance; `leave` is idempotent."""
+    """A batch on its way to the writer (being parsed and routed); `leave` is idempotent."""
 
     def __init__(self, writer: LogWriter) -> None:
         self._writer = writer
@@ -101,7 +101,6 @@ class LogWriter:
         eager_below: int = 20,
         quiet: float = 0.005,
         remember: float = 600.0,
-        wait_timeout: float = 60.0,
         counter_interval: float = 1.0,
         max_commits: int = 2,
         commit: Commit | None = None,
@@ -111,7 +110,6 @@ class LogWriter:
         self.eager_below = eager_below
         self.quiet = quiet
         self.remember = remember
-        self.wait_timeout = wait_timeout
         self.counter_interval = counter_interval
         self.max_commits = max_commits
         self._commit = commit or self._firestore_commit
@@ -121,7 +119,7 @@ class LogWriter:
         self._open = _Flush()
         self._committing: list[_Flush] = []
         self._committers = ThreadPoolExecutor(max_workers=max_commits, thread_name_prefix="log-commit")
-        self._busy = 0  # invocations that arrived and have not yet handed over a line or left
+        self._busy = 0  # batches that arrived and have not yet left
         self._recent: OrderedDict[tuple[str, str], float] = OrderedDict()  # committed key -> when
         self._rejections: dict[str, int] = {}
         self._samples: dict[str, str] = {}  # reason -> a raw entry, to keep in rejectedEvents
@@ -131,9 +129,10 @@ class LogWriter:
         self._reported = Stats()
         self._thread: threading.Thread | None = None
 
-    # -- invocations -----------------------------------------------------------------------------
+    # -- lines ------------------------------------------------------------------------------------
 
     def arrive(self) -> Arrival:
+        """Say a batch is on its way, so the flusher does not commit early without it."""
         with self._cond:
             self._busy += 1
         return Arrival(self)
@@ -145,38 +144,34 @@ class LogWriter:
                 self._busy -= 1
                 self._cond.notify_all()
 
-    def write(self, target: Target, line: LogLine, arrival: Arrival | None = None) -> str:
-        """Return once the line is durably in Firestore ("written"), or was already ("duplicate")."""
+    def submit(self, target: Target, line: LogLine) -> Future[str]:
+        """A future that becomes "written" once the line is durably in Firestore, "duplicate" if it
+        already was (or is being written), or fails with RetryLater if its commit failed."""
         key = (target.app_id, line.insert_id)
+        future: Future[str] = Future()
         with self._cond:
             self._ensure_flusher()
-            if arrival is not None and arrival.active:
-                arrival.active = False
-                self._busy -= 1
             if key in self._recent:
                 self.stats.duplicates += 1
-                self._cond.notify_all()
-                return "duplicate"
+                future.set_result("duplicate")
+                return future
             flush = self._flush_holding(key)
-            duplicate = flush is not None
-            if flush is None:
-                if self._open.bytes > MAX_PENDING_BYTES:
-                    raise RetryLater("the log writer is saturated; Pub/Sub will redeliver")
-                flush = self._open
-                flush.last_at = time.monotonic()
-                if not flush.lines:
-                    flush.first_at = flush.last_at
-                flush.lines[key] = (target, line)
-                flush.bytes += line.size()
-            else:
+            if flush is not None:
                 self.stats.duplicates += 1
+                flush.waiting[key].append(future)
+                return future
+            if self._open.bytes > MAX_PENDING_BYTES:
+                future.set_exception(RetryLater("the log writer is saturated; Pub/Sub will redeliver"))
+                return future
+            flush = self._open
+            flush.last_at = time.monotonic()
+            if not flush.lines:
+                flush.first_at = flush.last_at
+            flush.lines[key] = (target, line)
+            flush.waiting[key] = [future]
+            flush.bytes += line.size()
             self._cond.notify_all()
-        if not flush.done.wait(self.wait_timeout):
-            raise RetryLater(f"the log line was not committed within {self.wait_timeout:.0f} s")
-        error = flush.failed.get(key)
-        if error is not None:
-            raise RetryLater(f"the log chunk could not be written: {error}") from error
-        return "duplicate" if duplicate else "written"
+        return future
 
     def reject(self, reason: str, raw: bytes) -> None:
         """Count a bad entry; the counts reach Firestore within about a second."""
@@ -313,7 +308,7 @@ class LogWriter:
                 self._forget(done_at)
                 self._committing.remove(flush)
                 self._cond.notify_all()
-            flush.done.set()
+            _settle(flush)
 
     def _forget(self, now: float) -> None:
         while self._recent:
@@ -364,6 +359,17 @@ class LogWriter:
             with self._cond:
                 for reason, n in counts.items():
                     self._rejections[reason] = self._rejections.get(reason, 0) + n
+
+
+def _settle(flush: _Flush) -> None:
+    """The first future of a line learns whether it was written; later ones learn it was a duplicate."""
+    for key, futures in flush.waiting.items():
+        error = flush.failed.get(key)
+        for i, future in enumerate(futures):
+            if error is not None:
+                future.set_exception(RetryLater(f"the log chunk could not be written: {error}"))
+            else:
+                future.set_result("written" if i == 0 else "duplicate")
 
 
 def _batches(writes: list[Any]) -> list[list[Any]]:

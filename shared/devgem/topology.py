@@ -1,7 +1,12 @@
 """The event topology, declared once.
 
-The local stack creates its topics and push subscriptions from this module, and a test checks
-that terraform/ declares exactly the same topics, subscriptions and function entry points.
+The local stack creates its topics and subscriptions from this module, and a test checks that
+terraform/ declares exactly the same topics, subscriptions, function entry points and workers.
+
+Two kinds of consumer. A Function gets its events pushed, one message a request: right for a few
+deploy and build events. A Worker pulls its subscription in batches and acks a batch at once: right
+for log-entry, where one app may write 3,000 lines a second (see docs/logs.md for the measurements
+behind that choice).
 """
 
 from __future__ import annotations
@@ -33,12 +38,30 @@ class Function:
         return f"{self.subscription}-dead-letter" if self.trigger_topic else None
 
 
+@dataclass(frozen=True)
+class Worker:
+    """A pull consumer in functions/workers.py: a Cloud Run worker pool in production, a process locally."""
+
+    name: str  # deployed name (with dashes) and the Python entry point
+    topic: str
+    ack_deadline_seconds: int  # short: a worker that dies holding messages should not delay them for long
+
+    @property
+    def subscription(self) -> str:
+        return f"{self.name.replace('_', '-')}-pull"
+
+    @property
+    def dead_letter_topic(self) -> str:
+        return f"{self.subscription}-dead-letter"
+
+
 FUNCTIONS: tuple[Function, ...] = (
     Function("api", None),
     Function("deploy_requested", DEPLOY_REQUESTED),
     Function("build_finished", CLOUD_BUILDS),
-    Function("log_entry", LOG_ENTRY),
 )
+
+WORKERS: tuple[Worker, ...] = (Worker("log_entry", LOG_ENTRY, ack_deadline_seconds=60),)
 
 TOPICS: tuple[str, ...] = (DEPLOY_REQUESTED, CLOUD_BUILDS, LOG_ENTRY, CRASH_DETECTED)
 
@@ -48,7 +71,8 @@ def event_functions() -> tuple[Function, ...]:
 
 
 def dead_letter_topics() -> tuple[str, ...]:
-    return tuple(f.dead_letter_topic for f in event_functions() if f.dead_letter_topic)
+    pushed = tuple(f.dead_letter_topic for f in event_functions() if f.dead_letter_topic)
+    return pushed + tuple(w.dead_letter_topic for w in WORKERS)
 
 
 def dead_letter_subscription(dead_letter_topic: str) -> str:
@@ -60,4 +84,11 @@ def function(name: str) -> Function:
     for f in FUNCTIONS:
         if f.name == name:
             return f
+    raise KeyError(name)
+
+
+def worker(name: str) -> Worker:
+    for w in WORKERS:
+        if w.name == name:
+            return w
     raise KeyError(name)

@@ -58,10 +58,10 @@ def evaluate_topology() -> dict[str, Any]:
     if binary is None:
         pytest.skip("no terraform binary: derived names (subscriptions, dead-letter topics) not evaluated")
     expr = (
-        "jsonencode({topics = local.topics, functions = local.normalized,"
-        " push_subscriptions = local.push_subscriptions, dead_letter_topics = local.dead_letter_topics,"
-        " hold_subscriptions = local.hold_subscriptions, max_delivery_attempts = local.max_delivery_attempts,"
-        " ack_deadline_seconds = local.ack_deadline_seconds})"
+        "jsonencode({topics = local.topics, functions = local.normalized, workers = local.workers_normalized,"
+        " push_subscriptions = local.push_subscriptions, pull_subscriptions = local.pull_subscriptions,"
+        " dead_letter_topics = local.dead_letter_topics, hold_subscriptions = local.hold_subscriptions,"
+        " max_delivery_attempts = local.max_delivery_attempts, ack_deadline_seconds = local.ack_deadline_seconds})"
     )
     with tempfile.TemporaryDirectory() as data_dir:
         env = {**os.environ, "TF_DATA_DIR": data_dir, "TF_IN_AUTOMATION": "1", "CHECKPOINT_DISABLE": "1"}

@@ -2,7 +2,7 @@
 
 Names come from devgem.topology on one side and from terraform on the other (the literal
 declaration, then what terraform computes from it, then how the resources consume it), so
-adding a function or a topic on one side only fails here.
+adding a function, a worker or a topic on one side only fails here.
 """
 
 from __future__ import annotations
@@ -55,6 +55,23 @@ def test_trigger_and_published_topics_are_declared(topology_locals: dict[str, An
     for name, spec in topology_locals["functions"].items():
         used = {spec["trigger_topic"]} - {None} | set(spec.get("publishes", []))
         assert used <= topics, f"{name} uses undeclared topics {sorted(used - topics)}"
+    for name, spec in topology_locals["workers"].items():
+        assert spec["topic"] in topics, f"worker {name} pulls from undeclared topic {spec['topic']}"
+
+
+def test_workers_match(topology_locals: dict[str, Any]) -> None:
+    declared = topology_locals["workers"]
+    _check("workers", {w.name for w in topology.WORKERS}, set(declared))
+    for w in topology.WORKERS:
+        assert declared[w.name]["topic"] == w.topic, f"worker {w.name}: topics differ"
+        assert declared[w.name]["ack_deadline_seconds"] == w.ack_deadline_seconds, (
+            f"worker {w.name}: ack deadlines differ"
+        )
+
+
+def test_no_name_is_both_a_function_and_a_worker(topology_locals: dict[str, Any]) -> None:
+    both = set(topology_locals["functions"]) & set(topology_locals["workers"])
+    assert not both, f"pushed and pulled at once: {sorted(both)}"
 
 
 # --- what terraform computes from it (terraform console) --------------------------------------
@@ -68,6 +85,36 @@ def test_push_subscriptions_match(topology_eval: dict[str, Any]) -> None:
         assert subs[name]["function"] == f.name
         assert subs[name]["topic"] == f.trigger_topic
         assert subs[name]["dead_letter_topic"] == f.dead_letter_topic
+
+
+def test_pull_subscriptions_match(topology_eval: dict[str, Any]) -> None:
+    subs = topology_eval["pull_subscriptions"]
+    code = {w.subscription: w for w in topology.WORKERS}
+    _check("pull subscriptions", set(code), set(subs))
+    for name, w in code.items():
+        assert subs[name]["worker"] == w.name
+        assert subs[name]["topic"] == w.topic
+        assert subs[name]["dead_letter_topic"] == w.dead_letter_topic
+        assert subs[name]["ack_deadline_seconds"] == w.ack_deadline_seconds
+
+
+def test_deployed_workers_match(topology_eval: dict[str, Any]) -> None:
+    workers = topology_eval["workers"]
+    _check("workers", {w.name for w in topology.WORKERS}, set(workers))
+    for w in topology.WORKERS:
+        spec = workers[w.name]
+        assert spec["entry_point"] == w.name
+        assert spec["deployed_name"] == w.name.replace("_", "-")
+        assert spec["topic"] == w.topic
+        assert spec["subscription"] == w.subscription
+        assert spec["dead_letter_topic"] == w.dead_letter_topic
+        assert spec["ack_deadline_seconds"] == w.ack_deadline_seconds
+        assert "roles/datastore.user" in spec["roles"], f"{w.name} commits to Firestore"
+
+
+def test_pull_ack_deadlines_are_allowed(topology_eval: dict[str, Any]) -> None:
+    for name, sub in topology_eval["pull_subscriptions"].items():
+        assert 10 <= sub["ack_deadline_seconds"] <= 600, f"{name}: Pub/Sub allows 10..600 s"
 
 
 def test_dead_letter_topics_match(topology_eval: dict[str, Any]) -> None:
@@ -115,9 +162,10 @@ def test_no_topic_subscription_or_function_outside_the_topology(
     """Every such resource lives in the modules that iterate over the topology, keyed by name."""
     owners = {
         "google_pubsub_topic": ("pubsub", {"topic", "dead_letter"}),
-        "google_pubsub_subscription": ("pubsub", {"push", "hold"}),
+        "google_pubsub_subscription": ("pubsub", {"push", "hold", "pull"}),
         "google_cloudfunctions2_function": ("functions", {"fn"}),
         "google_cloudfunctions_function": ("functions", set()),
+        "google_cloud_run_v2_worker_pool": ("workers", {"worker"}),
     }
     for path, rtype, name, body in all_resources:
         if rtype in owners:
@@ -148,6 +196,18 @@ def test_resources_take_names_from_the_topology(all_resources: list[tuple[Path, 
     assert hold["topic"] == "${google_pubsub_topic.dead_letter[each.value.topic].id}"
     assert "push_config" not in hold, "hold subscriptions are pull: they keep messages"
 
+    pull = subs["pull"]
+    assert pull["for_each"] == "${var.pull_subscriptions}" and pull["name"] == "${each.key}"
+    assert pull["topic"] == "${google_pubsub_topic.topic[each.value.topic].id}"
+    policy = pull["dead_letter_policy"][0]
+    assert policy["dead_letter_topic"] == "${google_pubsub_topic.dead_letter[each.value.dead_letter_topic].id}"
+    assert policy["max_delivery_attempts"] == "${var.max_delivery_attempts}"
+    assert pull["ack_deadline_seconds"] == "${each.value.ack_deadline_seconds}", "each worker has its own deadline"
+    assert "push_config" not in pull, "a worker pulls its subscription"
+    assert pull["retry_policy"], "nacked lines come back with a short backoff"
+    assert pull["enable_exactly_once_delivery"] is False
+    assert pull["expiration_policy"][0]["ttl"] == "", "a subscription must not expire while its pool is stopped"
+
     fn = _only(all_resources, "google_cloudfunctions2_function")["fn"]
     assert fn["for_each"] == "${var.functions}"
     assert fn["name"] == "${each.value.deployed_name}"
@@ -155,13 +215,78 @@ def test_resources_take_names_from_the_topology(all_resources: list[tuple[Path, 
     assert "event_trigger" not in fn, "an Eventarc trigger would bring its own subscription without dead-lettering"
 
 
+def test_worker_pools_take_names_from_the_topology(
+    parsed: dict[Path, dict[str, Any]], all_resources: list[tuple[Path, str, str, dict[str, Any]]]
+) -> None:
+    module = TERRAFORM / "modules" / "workers" / "main.tf"
+    local: dict[str, Any] = {}
+    for block in parsed[module].get("locals", []):
+        local.update(block)
+    assert "var.workers" in local["deployed"], "the pools are exactly the topology's workers (once the image exists)"
+
+    pool = _only(all_resources, "google_cloud_run_v2_worker_pool")["worker"]
+    assert pool["for_each"] == "${local.deployed}"
+    assert pool["name"] == "${each.value.deployed_name}"
+    assert pool["scaling"][0]["manual_instance_count"] == "${each.value.instances}"
+    template = pool["template"][0]
+    assert template["service_account"] == "${google_service_account.worker[each.key].email}"
+    container = template["containers"][0]
+    assert container["image"] == "${var.image}", "one image for every worker"
+    assert container["args"] == ["python", "workers.py", "${each.value.entry_point}"], (
+        "a worker runs `python workers.py <entry point>` from the archive root"
+    )
+
+    grant = _only(all_resources, "google_pubsub_subscription_iam_member")["subscriber"]
+    assert grant["for_each"] == "${var.workers}"
+    assert grant["subscription"] == "${var.subscription_names[each.value.subscription]}"
+    assert grant["role"] == "roles/pubsub.subscriber"
+    assert grant["member"] == "${google_service_account.worker[each.key].member}"
+
+    # The service agent acknowledges on every subscription it dead-letters from.
+    agent = _only(all_resources, "google_pubsub_subscription_iam_member")["dead_letter_subscriber"]
+    assert "google_pubsub_subscription.push" in agent["for_each"]
+    assert "google_pubsub_subscription.pull" in agent["for_each"]
+
+
+def test_topology_outputs_are_its_locals(parsed: dict[Path, dict[str, Any]]) -> None:
+    """The env reads outputs; the contract above checks locals: they must be the same values."""
+    outputs: dict[str, Any] = {}
+    for block in parsed[TOPOLOGY_MODULE / "outputs.tf"]["output"]:
+        outputs.update(block)
+    expected = {
+        "topics": "local.topics",
+        "functions": "local.normalized",
+        "workers": "local.workers_normalized",
+        "push_subscriptions": "local.push_subscriptions",
+        "pull_subscriptions": "local.pull_subscriptions",
+        "dead_letter_topics": "local.dead_letter_topics",
+        "hold_subscriptions": "local.hold_subscriptions",
+        "max_delivery_attempts": "local.max_delivery_attempts",
+        "ack_deadline_seconds": "local.ack_deadline_seconds",
+    }
+    for name, local in expected.items():
+        assert outputs[name]["value"] == f"${{{local}}}", f"output {name} must be {local}"
+
+
 def test_environment_wires_the_topology_module(env_modules: dict[str, dict[str, Any]]) -> None:
     assert env_modules["topology"]["source"] == "../../modules/topology"
     pubsub, functions = env_modules["pubsub"], env_modules["functions"]
-    for key in ("topics", "dead_letter_topics", "hold_subscriptions", "max_delivery_attempts", "ack_deadline_seconds"):
+    for key in (
+        "topics",
+        "dead_letter_topics",
+        "hold_subscriptions",
+        "pull_subscriptions",
+        "max_delivery_attempts",
+        "ack_deadline_seconds",
+    ):
         assert pubsub[key] == f"${{module.topology.{key}}}", f"pubsub.{key} must come from module.topology"
     assert "module.topology.push_subscriptions" in pubsub["push_subscriptions"]
     assert functions["functions"] == "${module.topology.functions}"
+    workers = env_modules["workers"]
+    assert workers["source"] == "../../modules/workers"
+    assert workers["workers"] == "${module.topology.workers}"
+    assert workers["subscription_names"] == "${module.pubsub.pull_subscription_names}"
+    assert workers["environment"] == "${local.function_environment}", "workers read the functions' settings"
 
 
 def test_topology_module_has_no_provider(parsed: dict[Path, dict[str, Any]]) -> None:
@@ -205,3 +330,17 @@ def test_entry_points_exist_in_functions_main() -> None:
                 f"{f.name} is deployed HTTP-triggered and fed by a push subscription: it needs "
                 "@functions_framework.cloud_event so the raw push body becomes a CloudEvent"
             )
+
+
+def test_worker_entry_points_exist_in_functions_workers() -> None:
+    """`python workers.py <name>` runs the top-level function of that name."""
+    workers = REPO / "functions" / "workers.py"
+    if not workers.exists():
+        pytest.skip("functions/workers.py does not exist yet")
+    defined = {
+        node.name
+        for node in ast.parse(workers.read_text()).body
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+    }
+    missing = [w.name for w in topology.WORKERS if w.name not in defined]
+    assert not missing, f"worker entry points missing from functions/workers.py: {missing}"

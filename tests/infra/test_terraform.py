@@ -86,6 +86,14 @@ def test_artifact_registry_repository_is_apps(all_resources: Resources) -> None:
     assert repo["repository_id"] == "apps" and repo["format"] == "DOCKER"
 
 
+def test_platform_images_live_apart_from_the_apps(all_resources: Resources) -> None:
+    """Tenants' build accounts may write to `apps`; the workers' image must not be within their reach."""
+    repos = _by_type(all_resources, "google_artifact_registry_repository")
+    assert repos["platform"]["repository_id"] == "platform" and repos["platform"]["format"] == "DOCKER"
+    for name, grant in _by_type(all_resources, "google_artifact_registry_repository_iam_member").items():
+        assert "repository.platform" not in grant["repository"], f"{name} grants on the platform repository"
+
+
 def test_public_url_template_matches_the_load_balancer(parsed: dict[Path, dict[str, Any]]) -> None:
     outputs: dict[str, Any] = {}
     for block in parsed[TERRAFORM / "modules" / "edge" / "outputs.tf"]["output"]:
@@ -130,6 +138,8 @@ def test_log_sink_selects_managed_logs_and_may_publish(
     assert 'resource.type=\\"cloud_run_revision\\"' in runtime
     assert "local.platform_services" in runtime and "service_name!=" in runtime
     assert "module.topology.functions" in local["platform_services"], "the functions' own logs must stay out"
+    # Worker pools log as resource.type "cloud_run_worker_pool": selecting it would feed log_entry its own output.
+    assert "cloud_run_worker_pool" not in sink["filter"] + runtime
     grant = _by_type(all_resources, "google_pubsub_topic_iam_member")["log_sink_publisher"]
     assert grant["member"] == "${google_logging_project_sink.log_entry.writer_identity}"
     assert grant["topic"] == '${module.pubsub.topic_ids["log-entry"]}'

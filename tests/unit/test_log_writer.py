@@ -1,5 +1,5 @@
 """The group commit, with the Firestore commit replaced by a recorder: when it commits, what it writes,
-and that every invocation returns only after its line's commit (or fails with it)."""
+and that every line's future settles only after its line's commit (or fails with it)."""
 
 from __future__ import annotations
 
@@ -57,11 +57,17 @@ def writer(recorder: Recorder) -> Iterator[LogWriter]:
     yield LogWriter(lambda: DB, commit=recorder, max_wait=0.1, counter_interval=3600)
 
 
-def test_a_lone_line_is_committed_at_once_and_only_then_acknowledged(recorder: Recorder) -> None:
+def written(writer: LogWriter, target: Target, n: int) -> str:
+    return writer.submit(target, line(n)).result(timeout=5)
+
+
+def test_a_lone_line_is_committed_at_once_and_only_then_settled(recorder: Recorder) -> None:
     writer = LogWriter(lambda: DB, commit=recorder, max_wait=2.0, counter_interval=3600)
     recorder.delay = 0.05
     started = time.monotonic()
-    assert writer.write(APP, line(1)) == "written"
+    future = writer.submit(APP, line(1))
+    assert not future.done()  # submitting never waits for Firestore
+    assert future.result(timeout=5) == "written"
     elapsed = time.monotonic() - started
     assert 0.05 <= elapsed < 1.0  # the commit, and no cadence wait: nobody else could have joined
     assert recorder.lines() == ["i-1"]
@@ -71,75 +77,64 @@ def test_a_lone_line_is_committed_at_once_and_only_then_acknowledged(recorder: R
     assert doc["expireAt"] > doc["writtenAt"]
 
 
-def test_concurrent_invocations_share_one_commit(writer: LogWriter, recorder: Recorder) -> None:
-    arrivals = [writer.arrive() for _ in range(50)]  # 50 pushes are being parsed at once
-    results: list[str] = []
-    threads = [
-        threading.Thread(target=lambda i=i: results.append(writer.write(APP, line(i), arrivals[i]))) for i in range(50)
-    ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(5)
-    assert results == ["written"] * 50
+def test_a_batch_shares_one_commit(writer: LogWriter, recorder: Recorder) -> None:
+    arrival = writer.arrive()  # a pulled batch is being routed
+    futures = [writer.submit(APP, line(i)) for i in range(50)]
+    arrival.leave()
+    assert [f.result(timeout=5) for f in futures] == ["written"] * 50
     assert len(recorder.commits) == 1 and len(recorder.commits[0]) == 1  # one chunk for all 50
     assert sorted(recorder.lines()) == sorted(f"i-{i}" for i in range(50))
 
 
-def test_a_busy_instance_waits_for_the_cadence_to_batch_more(writer: LogWriter, recorder: Recorder) -> None:
-    late = writer.arrive()  # someone is still parsing: waiting may batch their line too
+def test_a_busy_writer_waits_for_the_cadence_to_batch_more(writer: LogWriter, recorder: Recorder) -> None:
+    late = writer.arrive()  # another batch is still being routed: waiting may take its lines too
     started = time.monotonic()
-    first = threading.Thread(target=writer.write, args=(APP, line(1)))
-    first.start()
+    first = writer.submit(APP, line(1))
     time.sleep(0.03)
-    writer.write(APP, line(2), late)
-    first.join(2)
+    second = writer.submit(APP, line(2))
+    late.leave()
+    assert first.result(timeout=2) == second.result(timeout=2) == "written"
     assert len(recorder.commits) == 1  # both in one commit
     assert time.monotonic() - started < 0.2
 
 
 def test_the_cadence_bounds_the_wait(writer: LogWriter, recorder: Recorder) -> None:
-    stuck = writer.arrive()  # an invocation that never hands over a line (a slow lookup, say)
+    stuck = writer.arrive()  # a batch that never hands over its lines (a slow lookup, say)
     started = time.monotonic()
-    writer.write(APP, line(1))
+    written(writer, APP, 1)
     assert 0.09 <= time.monotonic() - started < 1.0
     stuck.leave()
 
 
-def test_duplicates_by_insert_id_are_acknowledged_without_a_write(writer: LogWriter, recorder: Recorder) -> None:
-    assert writer.write(APP, line(1)) == "written"
-    assert writer.write(APP, line(1)) == "duplicate"
+def test_duplicates_by_insert_id_settle_without_a_write(writer: LogWriter, recorder: Recorder) -> None:
+    assert written(writer, APP, 1) == "written"
+    assert written(writer, APP, 1) == "duplicate"
     recorder.delay = 0.1
-    both: list[str] = []
-    threads = [threading.Thread(target=lambda: both.append(writer.write(APP, line(2)))) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(2)
-    assert sorted(both) == ["duplicate", "written"]  # the second waited for the first one's commit
+    both = [writer.submit(APP, line(2)), writer.submit(APP, line(2))]
+    assert [f.result(timeout=2) for f in both] == ["written", "duplicate"]  # the second shares the commit
     assert recorder.lines() == ["i-1", "i-2"]
     assert writer.stats.duplicates == 2
 
 
-def test_a_failed_commit_fails_its_invocations_so_pubsub_redelivers(writer: LogWriter, recorder: Recorder) -> None:
+def test_a_failed_commit_fails_its_futures_so_pubsub_redelivers(writer: LogWriter, recorder: Recorder) -> None:
     recorder.fail = 1
-    with pytest.raises(RetryLater):
-        writer.write(APP, line(1))
-    assert writer.write(APP, line(1)) == "written"  # the redelivery is not taken for a duplicate
+    arrival = writer.arrive()
+    futures = [writer.submit(APP, line(1)), writer.submit(APP, line(1))]
+    arrival.leave()
+    for f in futures:
+        with pytest.raises(RetryLater):
+            f.result(timeout=2)
+    assert written(writer, APP, 1) == "written"  # the redelivery is not taken for a duplicate
     assert recorder.lines() == ["i-1"]
 
 
 def test_lines_of_several_apps_go_to_their_own_chunks(writer: LogWriter, recorder: Recorder) -> None:
     other = Target("tenant-b", "app000000002", None)
-    arrivals = [writer.arrive(), writer.arrive()]
-    threads = [
-        threading.Thread(target=writer.write, args=(APP, line(1), arrivals[0])),
-        threading.Thread(target=writer.write, args=(other, line(2), arrivals[1])),
-    ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(2)
+    arrival = writer.arrive()
+    futures = [writer.submit(APP, line(1)), writer.submit(other, line(2))]
+    arrival.leave()
+    for f in futures:
+        f.result(timeout=2)
     docs = [doc for c in recorder.commits for _, doc in c]
     assert sorted((d["appId"], d["tenantId"], d["count"]) for d in docs) == [
         ("app000000001", "tenant-a", 1),

@@ -1,6 +1,6 @@
 # Devgem on Google Cloud: one `terraform apply` in this directory stands up the
-# whole platform. The topology (topics, subscriptions, functions) comes from
-# ../../modules/topology, which the contract test keeps equal to
+# whole platform. The topology (topics, subscriptions, functions, workers)
+# comes from ../../modules/topology, which the contract test keeps equal to
 # shared/devgem/topology.py.
 
 data "google_project" "this" {
@@ -14,8 +14,8 @@ locals {
   # The function that signs tenants up and so creates their service accounts.
   tenant_provisioner = "api"
 
-  # Settings every function reads (shared/devgem/config.py). The Cloud Build
-  # and Cloud Run endpoints stay unset: production talks to Google.
+  # Settings every function and worker reads (shared/devgem/config.py). The
+  # Cloud Build and Cloud Run endpoints stay unset: production talks to Google.
   function_environment = {
     DEVGEM_PROJECT             = var.project
     DEVGEM_REGION              = var.region
@@ -38,6 +38,7 @@ module "pubsub" {
   topics             = module.topology.topics
   dead_letter_topics = module.topology.dead_letter_topics
   hold_subscriptions = module.topology.hold_subscriptions
+  pull_subscriptions = module.topology.pull_subscriptions
   push_subscriptions = {
     for name, s in module.topology.push_subscriptions :
     name => merge(s, { push_endpoint = module.functions.urls[s.function] })
@@ -65,6 +66,29 @@ module "functions" {
   labels             = var.labels
 
   depends_on = [google_project_service.api]
+}
+
+module "workers" {
+  source = "../../modules/workers"
+
+  project            = var.project
+  region             = var.region
+  workers            = module.topology.workers
+  image              = var.workers_image
+  subscription_names = module.pubsub.pull_subscription_names
+  environment        = local.function_environment
+  labels             = var.labels
+
+  depends_on = [google_project_service.api]
+}
+
+# Until the workers' image is built and named (docs/deploy.md), apply works but
+# creates no worker pool: log lines wait in their pull subscription (7 days).
+check "workers_image" {
+  assert {
+    condition     = var.workers_image != ""
+    error_message = "workers_image is empty, so no worker pool runs and nothing consumes log-entry-pull: build the image (docs/deploy.md, \"The workers' image\") and set workers_image."
+  }
 }
 
 module "firestore" {

@@ -8,6 +8,16 @@ output "function_urls" {
   value       = module.functions.urls
 }
 
+output "workers" {
+  description = "Every worker pool: entry point => worker pool name, subscription, instances (empty until workers_image is set)."
+  value       = module.workers.worker_pools
+}
+
+output "workers_image_repository" {
+  description = "Where to push the workers' image (docs/deploy.md); workers_image names an image in it."
+  value       = "${google_artifact_registry_repository.platform.location}-docker.pkg.dev/${var.project}/${google_artifact_registry_repository.platform.repository_id}"
+}
+
 output "apps_ip_address" {
   description = "The load balancer's address; *.apps_domain resolves to it."
   value       = module.edge.ip_address

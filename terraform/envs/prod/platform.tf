@@ -1,5 +1,5 @@
-# What the functions work with besides Pub/Sub and Firestore: the image
-# repository, secrets, the log sink, and the rights to provision tenants.
+# What the functions and workers work with besides Pub/Sub and Firestore: the
+# image repositories, secrets, the log sink, and the rights to provision tenants.
 
 resource "google_artifact_registry_repository" "apps" {
   project       = var.project
@@ -11,6 +11,38 @@ resource "google_artifact_registry_repository" "apps" {
 
   # Keep each app's 10 newest images whatever their age (rollback targets);
   # delete the rest after 90 days.
+  cleanup_policy_dry_run = false
+  cleanup_policies {
+    id     = "keep-recent"
+    action = "KEEP"
+    most_recent_versions {
+      keep_count = 10
+    }
+  }
+  cleanup_policies {
+    id     = "delete-old"
+    action = "DELETE"
+    condition {
+      tag_state  = "ANY"
+      older_than = "7776000s"
+    }
+  }
+
+  depends_on = [google_project_service.api]
+}
+
+# Devgem's own images (today the workers' image, docs/deploy.md), apart from
+# the apps': tenants' build accounts get write access to `apps`, and must not
+# be able to replace an image that runs with the platform's rights.
+resource "google_artifact_registry_repository" "platform" {
+  project       = var.project
+  location      = var.region
+  repository_id = "platform"
+  format        = "DOCKER"
+  description   = "Devgem's own images (the workers'); only operators push here."
+  labels        = var.labels
+
+  # Keep the 10 newest images (rollback targets); delete the rest after 90 days.
   cleanup_policy_dry_run = false
   cleanup_policies {
     id     = "keep-recent"
@@ -48,13 +80,16 @@ resource "google_secret_manager_secret" "platform" {
 }
 
 # Build logs and the runtime logs of the apps' Cloud Run services go to
-# log-entry, one message per LogEntry. The functions are Cloud Run services
-# too: theirs are left out by name (from the topology), or log_entry would be
-# fed its own output. Request logs stay out as well; the app's stdout/stderr
-# and the platform's crash lines are what users read. In a project of its own
-# every other Cloud Run service is an app. Every build in the project matches:
-# the few that build the functions' images are acked and counted by log_entry
-# as unmanaged.
+# log-entry, one message per LogEntry, which the log_entry worker pulls. The
+# functions are Cloud Run services too: theirs are left out by name (from the
+# topology), so the platform's own output is not stored as app lines. The
+# worker pools (log_entry among them) log under resource.type
+# "cloud_run_worker_pool", which this filter does not select, so log_entry is
+# never fed its own output. Request logs stay out as well; the app's
+# stdout/stderr and the platform's crash lines are what users read. In a
+# project of its own every other Cloud Run service is an app. Every build in
+# the project matches: the few that build the functions' and the workers'
+# images are acked and counted by log_entry as unmanaged.
 locals {
   platform_services = sort([for f in values(module.topology.functions) : f.deployed_name])
   runtime_log_filter = join(" AND ", concat(

@@ -4,7 +4,7 @@ variable "project" {
 }
 
 variable "region" {
-  description = "Region of the functions, the apps' Cloud Run services, Artifact Registry and the scheduler."
+  description = "Region of the functions, the worker pools, the apps' Cloud Run services, Artifact Registry and the scheduler."
   type        = string
   default     = "us-central1"
 }
@@ -34,6 +34,12 @@ variable "builder_image" {
   description = "Buildpacks builder the app builds run (DEVGEM_BUILDER_IMAGE)."
   type        = string
   default     = "gcr.io/buildpacks/builder:google-22"
+}
+
+variable "workers_image" {
+  description = "Image every worker pool runs, built from functions/ plus devgem/ (docs/deploy.md), e.g. us-central1-docker.pkg.dev/PROJECT/platform/workers:TAG. Empty: no worker pool yet."
+  type        = string
+  default     = ""
 }
 
 variable "functions_runtime" {

@@ -4,7 +4,7 @@ terraform {
   required_providers {
     google = {
       source  = "hashicorp/google"
-      version = "~> 6.10"
+      version = "~> 6.41" # 6.41: google_cloud_run_v2_worker_pool
     }
     archive = {
       source  = "hashicorp/archive"

@@ -1,5 +1,6 @@
-# Topics, push subscriptions with dead-letter policies, and a pull "hold"
-# subscription on each dead-letter topic.
+# Topics, push subscriptions (event functions) and pull subscriptions (workers)
+# with dead-letter policies, and a pull "hold" subscription on each
+# dead-letter topic.
 #
 # Event functions are deployed as gen2 functions without an Eventarc trigger:
 # an Eventarc trigger would create its own push subscription, which we could
@@ -66,6 +67,40 @@ resource "google_pubsub_subscription" "push" {
   }
 }
 
+# A worker (a Cloud Run worker pool, modules/workers) pulls these in batches
+# and acknowledges a batch once its lines are committed to Firestore: one Pull
+# request carries up to ~1,000 messages, where a push subscription would make
+# one HTTP request per message. The ack deadline is the worker's own and short
+# (it acks within ~100 ms of a commit; the deadline only matters when an
+# instance dies holding messages), and redelivery backs off briefly: a nacked
+# line should come back within seconds, not minutes.
+resource "google_pubsub_subscription" "pull" {
+  for_each = var.pull_subscriptions
+
+  project                      = var.project
+  name                         = each.key
+  topic                        = google_pubsub_topic.topic[each.value.topic].id
+  labels                       = var.labels
+  ack_deadline_seconds         = each.value.ack_deadline_seconds
+  message_retention_duration   = local.retention
+  enable_exactly_once_delivery = false # duplicates are settled by insertId; exactly-once's slower, confirmed acks buy nothing here
+
+  dead_letter_policy {
+    dead_letter_topic     = google_pubsub_topic.dead_letter[each.value.dead_letter_topic].id
+    max_delivery_attempts = var.max_delivery_attempts
+  }
+
+  # A nack or an expired deadline redelivers after 1 s, backing off to at most 60 s.
+  retry_policy {
+    minimum_backoff = "1s"
+    maximum_backoff = "60s"
+  }
+
+  expiration_policy {
+    ttl = "" # never expire for inactivity (a pool scaled to 0 must not lose its subscription)
+  }
+}
+
 resource "google_pubsub_subscription" "hold" {
   for_each = var.hold_subscriptions
 
@@ -93,7 +128,7 @@ resource "google_pubsub_topic_iam_member" "dead_letter_publisher" {
 }
 
 resource "google_pubsub_subscription_iam_member" "dead_letter_subscriber" {
-  for_each = google_pubsub_subscription.push
+  for_each = merge(google_pubsub_subscription.push, google_pubsub_subscription.pull)
 
   project      = var.project
   subscription = each.value.name

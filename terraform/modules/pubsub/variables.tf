@@ -28,6 +28,21 @@ variable "push_subscriptions" {
   }))
 }
 
+variable "pull_subscriptions" {
+  description = "name => worker, topic, dead_letter_topic, ack_deadline_seconds: one pull subscription per worker (module.topology.pull_subscriptions)."
+  type = map(object({
+    worker               = string
+    topic                = string
+    dead_letter_topic    = string
+    ack_deadline_seconds = number
+  }))
+
+  validation {
+    condition     = alltrue([for s in values(var.pull_subscriptions) : s.ack_deadline_seconds >= 10 && s.ack_deadline_seconds <= 600])
+    error_message = "Pub/Sub allows ack deadlines of 10 to 600 seconds."
+  }
+}
+
 variable "hold_subscriptions" {
   description = "name => topic: a pull subscription on each dead-letter topic (module.topology.hold_subscriptions)."
   type        = map(object({ topic = string }))

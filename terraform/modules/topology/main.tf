@@ -4,11 +4,18 @@
 # This module has no provider and no resource: it only computes names, so the
 # contract test can evaluate it with a bare `terraform console`, offline.
 #
+# Two kinds of consumer. A function gets its events pushed, one message per
+# request (right for the few deploy and build events); a worker pulls its
+# subscription in batches and acks a batch once it is committed (right for
+# log-entry, where one app may write 3,000 lines a second: pushed, that is
+# 3,000 invocations a second; pulled, about 1,000 messages per Pull request).
+#
 # Adding a function is one line in `functions` below, for example:
-#   log_entry      = { trigger_topic = "log-entry", publishes = ["crash-detected"] }
 #   crash_detected = { trigger_topic = "crash-detected", secrets = ["slack-webhook-url"] }
 #   github_webhook = { trigger_topic = null, public = true, publishes = ["deploy-requested"], secrets = ["github-webhook"] }
 #   health_sweep   = { trigger_topic = null, scheduled = "*/5 * * * *" }
+# Adding a worker is one line in `workers`, for example:
+#   crash_watch = { topic = "crash-detected", ack_deadline_seconds = 60 }
 
 locals {
   topics = ["deploy-requested", "cloud-builds", "log-entry", "crash-detected"]
@@ -22,11 +29,22 @@ locals {
     api              = { trigger_topic = null, public = true, min_instances = 1, concurrency = 4, publishes = ["deploy-requested"], secrets = ["gemini-api-key"] }
     deploy_requested = { trigger_topic = "deploy-requested", roles = ["roles/cloudbuild.builds.editor", "roles/iam.serviceAccountUser"] }
     build_finished   = { trigger_topic = "cloud-builds", roles = ["roles/run.admin", "roles/iam.serviceAccountUser"] }
-    log_entry        = { trigger_topic = "log-entry", concurrency = 500, timeout = 120, roles = ["roles/cloudbuild.builds.viewer"] }
+  }
+
+  # key: the Python entry point in functions/workers.py (`python workers.py
+  # <key>`); deployed as a Cloud Run worker pool named with dashes. Every
+  # worker gets roles/datastore.user and pubsub.subscriber on its own pull
+  # subscription; `roles` adds project roles. `ack_deadline_seconds` is short:
+  # a worker acks within ~100 ms of committing and nacks what it cannot commit,
+  # so the deadline only matters when an instance dies holding messages.
+  # Optional: `instances` (the pool's fixed instance count, default 1; 0 pauses
+  # it), `cpu` (default "1"), `memory` (default "512Mi").
+  workers = {
+    log_entry = { topic = "log-entry", ack_deadline_seconds = 60, instances = 1, roles = ["roles/cloudbuild.builds.viewer"] }
   }
 
   max_delivery_attempts = 5
-  ack_deadline_seconds  = 600
+  ack_deadline_seconds  = 600 # push subscriptions; each worker declares its own
 
   # Everything below is derived; nothing to edit.
   normalized = {
@@ -47,6 +65,21 @@ locals {
     }
   }
 
+  workers_normalized = {
+    for name, w in local.workers : name => {
+      entry_point          = name
+      deployed_name        = replace(name, "_", "-")
+      topic                = w.topic
+      subscription         = "${replace(name, "_", "-")}-pull"
+      dead_letter_topic    = "${replace(name, "_", "-")}-pull-dead-letter"
+      ack_deadline_seconds = w.ack_deadline_seconds
+      instances            = lookup(w, "instances", 1)
+      cpu                  = lookup(w, "cpu", "1")
+      memory               = lookup(w, "memory", "512Mi")
+      roles                = concat(["roles/datastore.user"], lookup(w, "roles", []))
+    }
+  }
+
   push_subscriptions = {
     for name, f in local.normalized : f.subscription => {
       function          = name
@@ -55,7 +88,19 @@ locals {
     } if f.trigger_topic != null
   }
 
-  dead_letter_topics = sort([for s in values(local.push_subscriptions) : s.dead_letter_topic])
+  pull_subscriptions = {
+    for name, w in local.workers_normalized : w.subscription => {
+      worker               = name
+      topic                = w.topic
+      dead_letter_topic    = w.dead_letter_topic
+      ack_deadline_seconds = w.ack_deadline_seconds
+    }
+  }
+
+  dead_letter_topics = sort(concat(
+    [for s in values(local.push_subscriptions) : s.dead_letter_topic],
+    [for s in values(local.pull_subscriptions) : s.dead_letter_topic],
+  ))
 
   hold_subscriptions = {
     for t in local.dead_letter_topics : "${t}-hold" => { topic = t }

@@ -1,5 +1,5 @@
 output "topics" {
-  description = "Topics that functions consume or publish to (not the dead-letter topics)."
+  description = "Topics that functions and workers consume or publish to (not the dead-letter topics)."
   value       = local.topics
 }
 
@@ -8,13 +8,23 @@ output "functions" {
   value       = local.normalized
 }
 
+output "workers" {
+  description = "Every worker (a pull consumer run as a Cloud Run worker pool), keyed by Python entry point, with defaults filled in."
+  value       = local.workers_normalized
+}
+
 output "push_subscriptions" {
   description = "One push subscription per event function: name => function, topic, dead-letter topic."
   value       = local.push_subscriptions
 }
 
+output "pull_subscriptions" {
+  description = "One pull subscription per worker: name => worker, topic, dead-letter topic, ack deadline."
+  value       = local.pull_subscriptions
+}
+
 output "dead_letter_topics" {
-  description = "One dead-letter topic per push subscription."
+  description = "One dead-letter topic per push and per pull subscription."
   value       = local.dead_letter_topics
 }
 
@@ -24,11 +34,11 @@ output "hold_subscriptions" {
 }
 
 output "max_delivery_attempts" {
-  description = "Deliveries before a message goes to the dead-letter topic."
+  description = "Deliveries before a message goes to the dead-letter topic (push and pull subscriptions alike)."
   value       = local.max_delivery_attempts
 }
 
 output "ack_deadline_seconds" {
-  description = "Push request deadline; above the 540 s event-function timeout."
+  description = "Push request deadline; above the 540 s event-function timeout. Pull subscriptions take each worker's own."
   value       = local.ack_deadline_seconds
 }

@@ -1,0 +1,40 @@
+"""Worker entry points: the pull consumers declared in devgem.topology.WORKERS.
+
+Each is thin: it names its subscription and the use case that takes a batch. Run one with
+`python workers.py log_entry` (a Cloud Run worker pool's command; devstack runs the same locally).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from devgem import pull_worker, topology
+from devgem.config import settings
+from devgem.usecases import log_entry as log_entry_use_case
+
+
+def _subscription(name: str) -> str:
+    return f"projects/{settings().project}/subscriptions/{topology.worker(name).subscription}"
+
+
+def log_entry() -> None:
+    # Idempotent: a line this instance committed or is committing (by insertId) settles without a
+    # write; a copy written by another instance is dropped by the readers.
+    pull_worker.serve(_subscription("log_entry"), log_entry_use_case.accept_batch)
+
+
+ENTRY_POINTS = {"log_entry": log_entry}
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2 or argv[1] not in ENTRY_POINTS:
+        print(f"usage: python workers.py {{{','.join(ENTRY_POINTS)}}}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    ENTRY_POINTS[argv[1]]()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,164 @@
+"""The pull worker against the Pub/Sub emulator: what it acks, what comes back, and what it holds."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
+from typing import Any
+
+import pytest
+from google.api_core.exceptions import DeadlineExceeded
+from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
+
+from devgem.pull_worker import PullWorker
+from devstack.stack import PROJECT, Stack
+
+
+class Subscription:
+    def __init__(self) -> None:
+        self.publisher, self.subscriber = PublisherClient(), SubscriberClient()
+        suffix = uuid.uuid4().hex[:8]
+        self.topic = self.publisher.topic_path(PROJECT, f"pull-test-{suffix}")
+        self.path = self.subscriber.subscription_path(PROJECT, f"pull-test-{suffix}")
+        self.publisher.create_topic(name=self.topic)
+        self.subscriber.create_subscription(name=self.path, topic=self.topic, ack_deadline_seconds=60)
+
+    def publish(self, *payloads: str) -> None:
+        for f in [self.publisher.publish(self.topic, p.encode()) for p in payloads]:
+            f.result(timeout=30)
+
+    def left(self, wait: float = 1.5) -> list[str]:
+        """What a fresh pull still gets (within `wait` seconds), acked so the subscription ends empty."""
+        got: list[str] = []
+        deadline = time.monotonic() + wait
+        while (left := deadline - time.monotonic()) > 0:
+            try:  # the emulator's Pull waits for messages until its deadline
+                r = self.subscriber.pull(
+                    request={"subscription": self.path, "max_messages": 100}, timeout=left, retry=None
+                )
+            except DeadlineExceeded:
+                break
+            got += [m.message.data.decode() for m in r.received_messages]
+            if r.received_messages:
+                self.subscriber.acknowledge(
+                    request={"subscription": self.path, "ack_ids": [m.ack_id for m in r.received_messages]}
+                )
+        return sorted(got)
+
+
+@pytest.fixture()
+def sub(stack: Stack) -> Iterator[Subscription]:
+    s = Subscription()
+    yield s
+    s.subscriber.delete_subscription(subscription=s.path)
+    s.publisher.delete_topic(topic=s.topic)
+
+
+def settled(value: str | None = None, error: Exception | None = None) -> Future[str]:
+    f: Future[str] = Future()
+    f.set_exception(error) if error else f.set_result(value or "ok")
+    return f
+
+
+def running(worker: PullWorker) -> threading.Thread:
+    t = threading.Thread(target=worker.run, daemon=True)
+    t.start()
+    return t
+
+
+def wait_for(check: Callable[[], bool], timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_settled_messages_are_acked_and_failed_ones_come_back_at_once(sub: Subscription) -> None:
+    seen: list[str] = []
+    lock = threading.Lock()
+
+    def handle(payloads: Sequence[bytes]) -> list[Future[str]]:
+        out = []
+        for p in payloads:
+            text = p.decode()
+            with lock:
+                first = text not in seen
+                seen.append(text)
+            out.append(settled(error=RuntimeError("Firestore is down")) if text == "flaky" and first else settled())
+        return out
+
+    worker = PullWorker(sub.path, handle)
+    thread = running(worker)
+    sub.publish("a", "b", "flaky", "c")
+    wait_for(lambda: seen.count("flaky") == 2)  # nacked, redelivered well before the 60 s deadline
+    wait_for(lambda: worker.acked == 4)
+    worker.stop.set()
+    thread.join(20)
+    assert worker.nacked == 1
+    assert sorted(seen) == ["a", "b", "c", "flaky", "flaky"]
+    assert sub.left() == []  # all acked: nothing is redelivered
+
+
+def test_a_handler_that_raises_nacks_its_whole_batch(sub: Subscription) -> None:
+    calls: list[int] = []
+
+    def handle(payloads: Sequence[bytes]) -> list[Future[str]]:
+        calls.append(len(payloads))
+        if len(calls) == 1:
+            raise RuntimeError("a bug")
+        return [settled() for _ in payloads]
+
+    worker = PullWorker(sub.path, handle)
+    sub.publish("x", "y")
+    thread = running(worker)
+    wait_for(lambda: worker.acked == 2)
+    worker.stop.set()
+    thread.join(20)
+    assert worker.nacked == sum(calls[:1]) and sub.left() == []
+
+
+def test_stopping_nacks_what_is_still_unsettled_so_it_is_not_held_until_the_deadline(sub: Subscription) -> None:
+    never: list[Future[Any]] = []
+
+    def handle(payloads: Sequence[bytes]) -> list[Future[Any]]:
+        fs: list[Future[Any]] = [Future() for _ in payloads]
+        never.extend(fs)
+        return fs
+
+    worker = PullWorker(sub.path, handle, drain_timeout=0.5)
+    thread = running(worker)
+    sub.publish("held-1", "held-2")
+    wait_for(lambda: len(never) == 2)
+    worker.stop.set()
+    thread.join(20)
+    assert worker.nacked == 2 and worker.acked == 0
+    assert sub.left() == ["held-1", "held-2"]  # back at once, not after the 60 s ack deadline
+
+
+def test_it_holds_at_most_max_outstanding_unsettled_messages(sub: Subscription) -> None:
+    held: list[Future[str]] = []
+    released = threading.Event()
+
+    def handle(payloads: Sequence[bytes]) -> list[Future[str]]:
+        if released.is_set():
+            return [settled() for _ in payloads]
+        fs: list[Future[str]] = [Future() for _ in payloads]
+        held.extend(fs)
+        return fs
+
+    worker = PullWorker(sub.path, handle, max_outstanding=5, max_messages=3)
+    sub.publish(*[f"m{i}" for i in range(12)])
+    thread = running(worker)
+    wait_for(lambda: len(held) == 5)
+    time.sleep(0.5)
+    assert len(held) == 5  # flow control: no more pulled while five are unsettled
+    released.set()
+    for f in held:
+        f.set_result("ok")
+    wait_for(lambda: worker.acked == 12)
+    worker.stop.set()
+    thread.join(20)
+    assert sub.left() == []
