@@ -16,13 +16,13 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from devgem import clock, dev_tokens
 from devgem.firestore_client import client
-from devgem.log_chunks import id_floor
+from devgem.log_chunks import id_floor, rfc3339
 from devgem.log_follow import LogFollower, Reorder, floor_before
 from devgem.probe import answers
 from devstack import emulators, example_repos, watch
@@ -105,15 +105,9 @@ def _deploy_example(stack: Stack, example: str) -> bool:
     print(f"App {app['name']} ({app['id']}) from {repo}")
     deployment = api.deploy(app["id"])
     print(f"Deployment {deployment['id']} requested; following it and its build's lines in Firestore:", flush=True)
-    started = time.monotonic()
-
-    def show(d: dict[str, Any]) -> None:
-        build = f"  build {d['buildId']}" if d.get("buildId") and d["status"] == "building" else ""
-        print(f"  {time.monotonic() - started:6.1f}s  {d.get('status')}{build}", flush=True)
-
-    with _build_lines(app, deployment["id"]):
-        final = watch.follow_deployment(deployment["id"], on_change=show)
-        time.sleep(0.5)  # the last lines of a failed build may trail its status by a moment
+    with _progress(app, deployment["id"]) as show_status:
+        final = watch.follow_deployment(deployment["id"], on_change=show_status)
+        time.sleep(0.5)  # the last lines of a build may trail its status by a moment
     if final.get("timedOut"):
         print(f"\nNo final state after 10 minutes; last: {final.get('status')}", file=sys.stderr)
         return False
@@ -131,19 +125,31 @@ def _deploy_example(stack: Stack, example: str) -> bool:
 
 
 @contextlib.contextmanager
-def _build_lines(app: dict[str, Any], deployment_id: str) -> Iterator[None]:
-    """Stream a deployment's build lines while it runs, through a Firestore listener."""
+def _progress(app: dict[str, Any], deployment_id: str) -> Iterator[Callable[[dict[str, Any]], None]]:
+    """Print a deployment's states and its build's lines as one stream in time order.
 
-    def show(lines: list[dict[str, Any]]) -> None:
-        for line in lines:
-            if line.get("source") == "build":
-                print(f"           │ {line.get('text', '')}", flush=True)
+    They come from two listeners (the deployment document, the log chunks), and a build line reaches
+    Firestore a little after it was written, so both go through one Reorder, by their own timestamps."""
+    started = clock.now()
+
+    def show(items: list[dict[str, Any]]) -> None:
+        for item in items:
+            if "status" in item:
+                elapsed = (item["updatedAt"] - started).total_seconds()
+                print(f"  {max(0.0, elapsed):6.1f}s  {item['status']}", flush=True)
+            elif item.get("source") == "build":
+                print(f"           │ {item.get('text', '')}", flush=True)
 
     reorder = Reorder(show)
-    floor = floor_before(id_floor(clock.now()))
+
+    def show_status(deployment: dict[str, Any]) -> None:
+        at = deployment.get("updatedAt") or clock.now()
+        reorder.add([{"at": rfc3339(at), "status": deployment.get("status"), "updatedAt": at}])
+
+    floor = floor_before(id_floor(started))
     try:
         with LogFollower(client(), app["tenantId"], app["id"], reorder.add, after=floor, deployment_id=deployment_id):
-            yield
+            yield show_status
     finally:
         reorder.close()
 
