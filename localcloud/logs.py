@@ -2,7 +2,7 @@
 
 Production gets build and runtime logs through a Log Router sink whose destination is the
 ``log-entry`` topic; each message is one LogEntry in its JSON form. This module produces the same
-entries from the lines a build or a revision writes, so the log_entry function cannot tell the two
+entries from the lines a build or a revision writes, so the log_entry worker cannot tell the two
 apart. Lines are split here (not with StreamReader.readline, which fails on very long lines) and
 decoded with errors="replace", so no byte sequence can stop a log stream.
 """

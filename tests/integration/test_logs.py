@@ -1,4 +1,4 @@
-"""The log_entry function behind a real Pub/Sub push, the api's history and the CLI, against the emulators.
+"""The log_entry worker pulling `log-entry`, the api's history and the CLI, against the emulators.
 
 LogEntry JSON is published to `log-entry` here, as the Log Router sink (and localcloud) would, which is
 also how the bad inputs get in.
