@@ -124,7 +124,7 @@ def test_a_line_delivered_three_times_is_stored_once(api: Api, app: dict[str, An
     assert sorted(x["insertId"] for x in stored_lines(app["id"])) == ["dup-1", "dup-2"]
 
 
-def test_bad_entries_are_acknowledged_and_counted_and_the_function_carries_on(
+def test_bad_entries_are_acknowledged_and_counted_and_the_worker_carries_on(
     stack: Stack, app: dict[str, Any]
 ) -> None:
     before = rejection_counts()
@@ -147,6 +147,29 @@ def test_bad_entries_are_acknowledged_and_counted_and_the_function_carries_on(
     query = client().collection("rejectedEvents").where(filter=FieldFilter("source", "==", "log_entry"))
     reasons = {str((s.to_dict() or {}).get("reason", "")).split(" ")[0] for s in query.stream()}
     assert reasons >= set(expected)  # the first of each reason is kept for a human
+
+
+def test_a_worker_stopped_mid_stream_hands_back_what_it_holds_and_loses_nothing(
+    stack: Stack, app: dict[str, Any]
+) -> None:
+    """SIGTERM (a Cloud Run scale-in or redeploy) while lines flow: the worker drains and nacks the
+    rest, so a new instance stores every line once, without waiting for the 60 s ack deadline."""
+    total = 600  # ~200 a second: published throughout the stop, so Pulls return lines while it stops
+
+    def stream() -> None:
+        for i in range(total):
+            publish(entry(app["serviceName"], f"s-{i}", f"line {i}"))
+            time.sleep(0.005)
+
+    writer = threading.Thread(target=stream)
+    writer.start()
+    wait_for(lambda: len(stored_lines(app["id"])) > 0, what="the first lines")
+    stack.restart_worker("log_entry")
+    writer.join(60)
+    wait_for(lambda: len({x["insertId"] for x in stored_lines(app["id"])}) == total, timeout=30, what="every line")
+    time.sleep(1.0)
+    ids = [x["insertId"] for x in stored_lines(app["id"])]
+    assert len(ids) == total, f"{len(ids) - total} stored twice"
 
 
 def test_escapes_and_invalid_utf8_are_stored_safely_and_line_text_is_never_logged(
