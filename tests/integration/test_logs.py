@@ -124,9 +124,7 @@ def test_a_line_delivered_three_times_is_stored_once(api: Api, app: dict[str, An
     assert sorted(x["insertId"] for x in stored_lines(app["id"])) == ["dup-1", "dup-2"]
 
 
-def test_bad_entries_are_acknowledged_and_counted_and_the_worker_carries_on(
-    stack: Stack, app: dict[str, Any]
-) -> None:
+def test_bad_entries_are_acknowledged_and_counted_and_the_worker_carries_on(stack: Stack, app: dict[str, Any]) -> None:
     before = rejection_counts()
     publish(b"this is not json")
     publish({"insertId": "no-resource", "textPayload": "hello"})
