@@ -20,6 +20,7 @@ from localcloud.pubsub import Publisher
 
 LOG_TOPIC = "log-entry"
 MAX_LINE = 256 * 1024  # Cloud Logging's entry size limit; longer lines are split
+MAX_ENTRY = 256 * 1024  # one LogEntry, as JSON; a text entry above it is split again (see LogSink)
 
 _SEVERITIES = {"DEFAULT", "DEBUG", "INFO", "NOTICE", "WARNING", "ERROR", "CRITICAL", "ALERT", "EMERGENCY"}
 _SEVERITY_ALIASES = {"WARN": "WARNING", "FATAL": "CRITICAL", "ERR": "ERROR", "TRACE": "DEBUG", "CRIT": "CRITICAL"}
@@ -116,13 +117,23 @@ def _json_object(line: str) -> dict[str, Any] | None:
 
 
 class LogSink:
-    """Publishes LogEntry dicts to the log-entry topic, as the Log Router sink does."""
+    """Publishes LogEntry dicts to the log-entry topic, as the Log Router sink does.
+
+    A text entry whose JSON exceeds 256 KiB (a line near the limit plus its envelope, or one whose
+    control characters JSON escapes six-fold) is split into halves with insertIds `<id>.0`, `<id>.1`,
+    which sort in order: log_entry would reject it whole, and the line would be lost."""
 
     def __init__(self, publisher: Publisher) -> None:
         self._publisher = publisher
 
     def emit(self, entry: dict[str, Any]) -> None:
         data = json.dumps(entry, ensure_ascii=False).encode()
+        text = entry.get("textPayload")
+        if len(data) > MAX_ENTRY and isinstance(text, str) and len(text) > 1:
+            half = len(text) // 2
+            for i, part in enumerate((text[:half], text[half:])):
+                self.emit({**entry, "textPayload": part, "insertId": f"{entry['insertId']}.{i}"})
+            return
         self._publisher.publish(LOG_TOPIC, data, {"logging.googleapis.com/timestamp": entry["timestamp"]})
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import re
 from collections import Counter
@@ -14,7 +15,7 @@ from localcloud import buildpacks
 from localcloud.build_filter import compile_filter
 from localcloud.builder import find_pack_step, resolve_inside
 from localcloud.failure import BuildFailure
-from localcloud.logs import LineSplitter, log_name, make_entry, revision_resource, rfc3339
+from localcloud.logs import MAX_ENTRY, LineSplitter, LogSink, log_name, make_entry, revision_resource, rfc3339
 from localcloud.router import pick, service_of_host
 
 RFC3339_NANOS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$")
@@ -76,6 +77,24 @@ def test_line_splitter_splits_huge_lines() -> None:
     s = LineSplitter()
     out = s.feed(b"x" * (600 * 1024) + b"\n")
     assert [len(line) for line in out] == [256 * 1024, 256 * 1024, 88 * 1024]
+
+
+def test_an_entry_over_256_kib_is_split_so_log_entry_does_not_reject_it() -> None:
+    published: list[bytes] = []
+
+    class Publisher:
+        def publish(self, topic: str, data: bytes, attributes: dict[str, str]) -> None:
+            published.append(data)
+
+    line = "\x1b" * 50_000 + "é" * 100_000  # escaped six-fold by JSON, then two bytes a character
+    resource = revision_resource("p", "r", "s", "s-1")
+    entry = make_entry(log_name="l", resource=resource, insert_id="big", line=line, severity="INFO")
+    LogSink(Publisher()).emit(entry)  # type: ignore[arg-type]
+    parts = [json.loads(d) for d in published]
+    assert len(parts) > 1 and all(len(d) <= MAX_ENTRY for d in published)
+    assert "".join(p["textPayload"] for p in parts) == line
+    ids = [p["insertId"] for p in parts]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
 
 
 @pytest.mark.parametrize(
