@@ -192,8 +192,10 @@ class Stack:
         self.children[name] = self._function(name, self.child_env()).start()
         self._wait_port(name, self.ports.functions[name], 60)
 
-    def restart_worker(self, name: str) -> None:
-        self.children[name].stop()
+    def restart_worker(self, name: str, kill: bool = False) -> None:
+        """Stop a worker as Cloud Run does (SIGTERM) or as a crash would (SIGKILL), and start another."""
+        child = self.children[name]
+        child.kill() if kill else child.stop()
         self.children[name] = self._worker(name, self.child_env()).start()
         self._wait_log(name, "pulling", 60)
 

@@ -14,14 +14,16 @@ from devgem.config import settings
 from devgem.usecases import log_entry as log_entry_use_case
 
 
-def _subscription(name: str) -> str:
-    return f"projects/{settings().project}/subscriptions/{topology.worker(name).subscription}"
+def _serve(name: str, handle: pull_worker.HandleBatch) -> None:
+    worker = topology.worker(name)
+    subscription = f"projects/{settings().project}/subscriptions/{worker.subscription}"
+    pull_worker.serve(subscription, handle, ack_deadline=worker.ack_deadline_seconds)
 
 
 def log_entry() -> None:
     # Idempotent: a line this instance committed or is committing (by insertId) settles without a
     # write; a copy written by another instance is dropped by the readers.
-    pull_worker.serve(_subscription("log_entry"), log_entry_use_case.accept_batch)
+    _serve("log_entry", log_entry_use_case.accept_batch)
 
 
 ENTRY_POINTS = {"log_entry": log_entry}

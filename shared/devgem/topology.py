@@ -44,7 +44,9 @@ class Worker:
 
     name: str  # deployed name (with dashes) and the Python entry point
     topic: str
-    ack_deadline_seconds: int  # short: a worker that dies holding messages should not delay them for long
+    # Short, as the worker extends the leases of what it holds: a worker that dies holding messages
+    # delays them by this much.
+    ack_deadline_seconds: int
 
     @property
     def subscription(self) -> str:
@@ -61,7 +63,7 @@ FUNCTIONS: tuple[Function, ...] = (
     Function("build_finished", CLOUD_BUILDS),
 )
 
-WORKERS: tuple[Worker, ...] = (Worker("log_entry", LOG_ENTRY, ack_deadline_seconds=60),)
+WORKERS: tuple[Worker, ...] = (Worker("log_entry", LOG_ENTRY, ack_deadline_seconds=10),)
 
 TOPICS: tuple[str, ...] = (DEPLOY_REQUESTED, CLOUD_BUILDS, LOG_ENTRY, CRASH_DETECTED)
 

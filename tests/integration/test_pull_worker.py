@@ -18,13 +18,17 @@ from devstack.stack import PROJECT, Stack
 
 
 class Subscription:
-    def __init__(self) -> None:
+    def __init__(self, ack_deadline: int = 60) -> None:
         self.publisher, self.subscriber = PublisherClient(), SubscriberClient()
         suffix = uuid.uuid4().hex[:8]
         self.topic = self.publisher.topic_path(PROJECT, f"pull-test-{suffix}")
         self.path = self.subscriber.subscription_path(PROJECT, f"pull-test-{suffix}")
         self.publisher.create_topic(name=self.topic)
-        self.subscriber.create_subscription(name=self.path, topic=self.topic, ack_deadline_seconds=60)
+        self.subscriber.create_subscription(name=self.path, topic=self.topic, ack_deadline_seconds=ack_deadline)
+
+    def delete(self) -> None:
+        self.subscriber.delete_subscription(subscription=self.path)
+        self.publisher.delete_topic(topic=self.topic)
 
     def publish(self, *payloads: str) -> None:
         for f in [self.publisher.publish(self.topic, p.encode()) for p in payloads]:
@@ -53,8 +57,7 @@ class Subscription:
 def sub(stack: Stack) -> Iterator[Subscription]:
     s = Subscription()
     yield s
-    s.subscriber.delete_subscription(subscription=s.path)
-    s.publisher.delete_topic(topic=s.topic)
+    s.delete()
 
 
 def settled(value: str | None = None, error: Exception | None = None) -> Future[str]:
@@ -162,3 +165,28 @@ def test_it_holds_at_most_max_outstanding_unsettled_messages(sub: Subscription) 
     worker.stop.set()
     thread.join(20)
     assert sub.left() == []
+
+
+def test_what_it_holds_stays_leased_past_the_ack_deadline(stack: Stack) -> None:
+    """A commit slower than the subscription's 10 s deadline is not redelivered meanwhile."""
+    sub = Subscription(ack_deadline=10)
+    calls: list[str] = []
+    slow: Future[str] = Future()
+
+    def handle(payloads: Sequence[bytes]) -> list[Future[str]]:
+        calls.extend(p.decode() for p in payloads)
+        return [slow for _ in payloads]
+
+    worker = PullWorker(sub.path, handle, ack_deadline=10)
+    thread = running(worker)
+    try:
+        sub.publish("slow")
+        wait_for(lambda: calls == ["slow"])
+        time.sleep(13)
+        assert calls == ["slow"], "redelivered while still held"
+        slow.set_result("ok")
+        wait_for(lambda: worker.acked == 1)
+    finally:
+        worker.stop.set()
+        thread.join(20)
+        sub.delete()

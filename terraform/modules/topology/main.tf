@@ -40,7 +40,7 @@ locals {
   # Optional: `instances` (the pool's fixed instance count, default 1; 0 pauses
   # it), `cpu` (default "1"), `memory` (default "512Mi").
   workers = {
-    log_entry = { topic = "log-entry", ack_deadline_seconds = 60, instances = 1, roles = ["roles/cloudbuild.builds.viewer"] }
+    log_entry = { topic = "log-entry", ack_deadline_seconds = 10, instances = 1, roles = ["roles/cloudbuild.builds.viewer"] }
   }
 
   max_delivery_attempts = 5
