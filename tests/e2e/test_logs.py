@@ -1,7 +1,7 @@
 """Build and runtime lines of a real deploy reach a Firestore listener; a failed build keeps its tail.
 
 Every hop is a real server: the build and the revision write lines, localcloud turns them into
-LogEntry JSON on `log-entry`, the Pub/Sub emulator pushes them to log_entry, which writes chunks.
+LogEntry JSON on `log-entry`, and the log_entry worker pulls them from the Pub/Sub emulator and writes chunks.
 """
 
 from __future__ import annotations
