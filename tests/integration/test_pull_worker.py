@@ -167,6 +167,32 @@ def test_it_holds_at_most_max_outstanding_unsettled_messages(sub: Subscription) 
     assert sub.left() == []
 
 
+def test_large_messages_make_pulls_smaller_so_memory_stays_bounded(sub: Subscription) -> None:
+    held: list[Future[str]] = []
+    released = threading.Event()
+
+    def handle(payloads: Sequence[bytes]) -> list[Future[str]]:
+        if released.is_set():
+            return [settled() for _ in payloads]
+        fs: list[Future[str]] = [Future() for _ in payloads]
+        held.extend(fs)
+        return fs
+
+    worker = PullWorker(sub.path, handle, max_outstanding_bytes=1024 * 1024)
+    sub.publish(*[f"{i:03d}" + "x" * 100 * 1024 for i in range(30)])  # 30 x 100 KiB
+    thread = running(worker)
+    wait_for(lambda: len(held) > 0)
+    time.sleep(1.0)
+    assert 0 < len(held) <= 10  # at most 1 MiB held, though each Pull may ask for 1,000
+    released.set()
+    for f in held:
+        f.set_result("ok")
+    wait_for(lambda: worker.acked == 30)
+    worker.stop.set()
+    thread.join(20)
+    assert sub.left() == []
+
+
 def test_what_it_holds_stays_leased_past_the_ack_deadline(stack: Stack) -> None:
     """A commit slower than the subscription's 10 s deadline is not redelivered meanwhile."""
     sub = Subscription(ack_deadline=10)

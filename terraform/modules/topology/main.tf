@@ -35,12 +35,14 @@ locals {
   # <key>`); deployed as a Cloud Run worker pool named with dashes. Every
   # worker gets roles/datastore.user and pubsub.subscriber on its own pull
   # subscription; `roles` adds project roles. `ack_deadline_seconds` is short:
-  # a worker acks within ~100 ms of committing and nacks what it cannot commit,
-  # so the deadline only matters when an instance dies holding messages.
+  # a worker acks within ~100 ms of committing, extends the lease of what it is
+  # still writing, and nacks what it cannot commit, so the deadline only matters
+  # when an instance dies holding messages. log_entry holds at most 256 MiB of
+  # pulled entries (devgem.pull_worker), hence its 1 GiB.
   # Optional: `instances` (the pool's fixed instance count, default 1; 0 pauses
   # it), `cpu` (default "1"), `memory` (default "512Mi").
   workers = {
-    log_entry = { topic = "log-entry", ack_deadline_seconds = 10, instances = 1, roles = ["roles/cloudbuild.builds.viewer"] }
+    log_entry = { topic = "log-entry", ack_deadline_seconds = 10, instances = 1, memory = "1Gi", roles = ["roles/cloudbuild.builds.viewer"] }
   }
 
   max_delivery_attempts = 5
