@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from devgem import dev_tokens, topology
+from devgem import dev_tokens, pull_worker, topology
 from devstack import emulators, wiring
 from devstack.processes import Child, free_port, http_ok, wait_until
 from localcloud.config import command as localcloud_command
@@ -133,17 +133,17 @@ class Stack:
                     w.result()
             say(f"Firestore emulator  127.0.0.1:{self.ports.firestore}")
             say(f"Pub/Sub emulator    127.0.0.1:{self.ports.pubsub}")
+            self.apply_env()  # before the workers look for their subscriptions
+            wiring.create_topology(PROJECT, {f.name: self.function_url(f.name) for f in topology.event_functions()})
+            say("topics and subscriptions created from devgem.topology")
             self._wait_port("localcloud", self.ports.router, 60)
             say(f"localcloud          api http://127.0.0.1:{self.ports.cloud_api}  router {self.router_url}")
             for fn in topology.FUNCTIONS:
                 self._wait_port(fn.name, self.ports.functions[fn.name], 60)
                 say(f"function {fn.name:<18} {self.function_url(fn.name)}")
             for worker in topology.WORKERS:
-                self._wait_log(worker.name, "pulling", 60)
+                self._wait_log(worker.name, pull_worker.STARTED, 60)
                 say(f"worker {worker.name:<20} pulls {worker.subscription}")
-            self.apply_env()
-            wiring.create_topology(PROJECT, {f.name: self.function_url(f.name) for f in topology.event_functions()})
-            say("topics and subscriptions created from devgem.topology")
         except BaseException:
             self.stop()
             raise
@@ -197,7 +197,7 @@ class Stack:
         child = self.children[name]
         child.kill() if kill else child.stop()
         self.children[name] = self._worker(name, self.child_env()).start()
-        self._wait_log(name, "pulling", 60)
+        self._wait_log(name, pull_worker.STARTED, 60)
 
     @property
     def firestore_data_dir(self) -> Path:

@@ -58,7 +58,7 @@ MAX_REMEMBERED = 200_000  # committed insertIds kept for dropping duplicates (~3
 
 @dataclass
 class _Flush:
-    """Lines that are committed together, and the invocations waiting on them."""
+    """Lines that are committed together, and the futures waiting on them."""
 
     lines: dict[tuple[str, str], tuple[Target, LogLine]] = field(default_factory=dict)
     waiting: dict[tuple[str, str], list[Future[str]]] = field(default_factory=dict)

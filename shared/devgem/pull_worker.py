@@ -2,17 +2,16 @@
 
 Push delivers one message per HTTP request; for log-entry (thousands of lines a second) that is a
 request per line. A worker instead pulls up to `max_messages` in one request, hands the batch to its
-use case, which returns one Future per message, and acknowledges in batches as the futures settle:
-a future that fails is nacked (ack deadline 0) so Pub/Sub redelivers it after the subscription's
-retry back-off (1 s at first) rather than the ack deadline, and after
-MAX_DELIVERY_ATTEMPTS it goes to the subscription's dead-letter topic.
+use case, which returns one Future per message, and acknowledges in batches as the futures settle.
+A future that fails is nacked (ack deadline 0), so Pub/Sub redelivers it after the subscription's
+retry back-off (1 s at first) rather than the ack deadline; after MAX_DELIVERY_ATTEMPTS it goes to
+the subscription's dead-letter topic.
 
 Pulling never waits for the handler's commits: `pullers` threads keep pulling while earlier batches
 are being written, up to `max_outstanding` unsettled messages and `max_outstanding_bytes` (flow
-control). The unary Pull is used
-rather than the client library's StreamingPull because it was measured cheaper here: at 3,000
-messages/s the streaming client fell 2 s behind on this machine's 2 cores, unary pull kept p99 at
-70 ms with 15 % less CPU (docs/logs.md).
+control). The unary Pull is used rather than the client library's StreamingPull because it was
+measured cheaper here: at 3,000 messages/s the streaming client fell 2 s behind on this machine's
+2 cores, unary pull kept p99 at 70 ms with 15 % less CPU (docs/logs.md).
 
 What it holds is kept leased (ModifyAckDeadline every third of the deadline), so the subscription's
 ack deadline can be short and a worker killed outright delays its messages by that much only. On
@@ -37,6 +36,7 @@ log = logging.getLogger(__name__)
 
 HandleBatch = Callable[[Sequence[bytes]], Sequence["Future[Any]"]]
 
+STARTED = "pulling"  # the first word this worker logs once it runs (devstack waits for it)
 MAX_ACK_IDS = 2_500  # per Acknowledge / ModifyAckDeadline request
 LARGEST_MESSAGE = 256 * 1024  # what a Pull is assumed to bring per message: the Log Router's largest entry
 PULL_WAIT = 2.0  # a Pull waits for messages this long at most; it bounds how long stopping takes
@@ -90,7 +90,7 @@ class PullWorker:
         acker = threading.Thread(target=self._ack_loop, name="acker", daemon=True)
         for t in (*threads, acker):
             t.start()
-        log.info("pulling %s with %d pullers", self.subscription, self.pullers)
+        log.info("%s %s with %d pullers", STARTED, self.subscription, self.pullers)
         self.stop.wait()
         for t in threads:
             t.join(PULL_WAIT + 1)
