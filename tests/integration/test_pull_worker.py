@@ -7,7 +7,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
-from typing import Any
 
 import pytest
 from google.api_core.exceptions import DeadlineExceeded
@@ -64,6 +63,26 @@ def settled(value: str | None = None, error: Exception | None = None) -> Future[
     f: Future[str] = Future()
     f.set_exception(error) if error else f.set_result(value or "ok")
     return f
+
+
+class Gate:
+    """A handler whose futures stay unsettled (the lines "being written") until `release`."""
+
+    def __init__(self) -> None:
+        self.held: list[Future[str]] = []
+        self._released = threading.Event()
+
+    def __call__(self, payloads: Sequence[bytes]) -> list[Future[str]]:
+        if self._released.is_set():
+            return [settled() for _ in payloads]
+        futures: list[Future[str]] = [Future() for _ in payloads]
+        self.held.extend(futures)
+        return futures
+
+    def release(self) -> None:
+        self._released.set()
+        for f in self.held:
+            f.set_result("ok")
 
 
 def running(worker: PullWorker) -> threading.Thread:
@@ -124,17 +143,11 @@ def test_a_handler_that_raises_nacks_its_whole_batch(sub: Subscription) -> None:
 
 
 def test_stopping_nacks_what_is_still_unsettled_so_it_is_not_held_until_the_deadline(sub: Subscription) -> None:
-    never: list[Future[Any]] = []
-
-    def handle(payloads: Sequence[bytes]) -> list[Future[Any]]:
-        fs: list[Future[Any]] = [Future() for _ in payloads]
-        never.extend(fs)
-        return fs
-
-    worker = PullWorker(sub.path, handle, drain_timeout=0.5)
+    gate = Gate()  # never released
+    worker = PullWorker(sub.path, gate, drain_timeout=0.5)
     thread = running(worker)
     sub.publish("held-1", "held-2")
-    wait_for(lambda: len(never) == 2)
+    wait_for(lambda: len(gate.held) == 2)
     worker.stop.set()
     thread.join(20)
     assert worker.nacked == 2 and worker.acked == 0
@@ -142,25 +155,14 @@ def test_stopping_nacks_what_is_still_unsettled_so_it_is_not_held_until_the_dead
 
 
 def test_it_holds_at_most_max_outstanding_unsettled_messages(sub: Subscription) -> None:
-    held: list[Future[str]] = []
-    released = threading.Event()
-
-    def handle(payloads: Sequence[bytes]) -> list[Future[str]]:
-        if released.is_set():
-            return [settled() for _ in payloads]
-        fs: list[Future[str]] = [Future() for _ in payloads]
-        held.extend(fs)
-        return fs
-
-    worker = PullWorker(sub.path, handle, max_outstanding=5, max_messages=3)
+    gate = Gate()
+    worker = PullWorker(sub.path, gate, max_outstanding=5, max_messages=3)
     sub.publish(*[f"m{i}" for i in range(12)])
     thread = running(worker)
-    wait_for(lambda: len(held) == 5)
+    wait_for(lambda: len(gate.held) == 5)
     time.sleep(0.5)
-    assert len(held) == 5  # flow control: no more pulled while five are unsettled
-    released.set()
-    for f in held:
-        f.set_result("ok")
+    assert len(gate.held) == 5  # flow control: no more pulled while five are unsettled
+    gate.release()
     wait_for(lambda: worker.acked == 12)
     worker.stop.set()
     thread.join(20)
@@ -168,25 +170,14 @@ def test_it_holds_at_most_max_outstanding_unsettled_messages(sub: Subscription) 
 
 
 def test_large_messages_make_pulls_smaller_so_memory_stays_bounded(sub: Subscription) -> None:
-    held: list[Future[str]] = []
-    released = threading.Event()
-
-    def handle(payloads: Sequence[bytes]) -> list[Future[str]]:
-        if released.is_set():
-            return [settled() for _ in payloads]
-        fs: list[Future[str]] = [Future() for _ in payloads]
-        held.extend(fs)
-        return fs
-
-    worker = PullWorker(sub.path, handle, max_outstanding_bytes=1024 * 1024)
+    gate = Gate()
+    worker = PullWorker(sub.path, gate, max_outstanding_bytes=1024 * 1024)
     sub.publish(*[f"{i:03d}" + "x" * 100 * 1024 for i in range(30)])  # 30 x 100 KiB
     thread = running(worker)
-    wait_for(lambda: len(held) > 0)
+    wait_for(lambda: len(gate.held) > 0)
     time.sleep(1.0)
-    assert 0 < len(held) <= 10  # at most 1 MiB held, though each Pull may ask for 1,000
-    released.set()
-    for f in held:
-        f.set_result("ok")
+    assert 0 < len(gate.held) <= 10  # at most 1 MiB held, though each Pull may ask for 1,000
+    gate.release()
     wait_for(lambda: worker.acked == 30)
     worker.stop.set()
     thread.join(20)
