@@ -17,7 +17,7 @@ help:
 	@echo "make check-infra  offline checks of terraform/ (parse, contract, checkov, fmt)"
 	@echo "make clean        remove the virtual environment and local state (.devgem/)"
 
-$(STAMP): requirements-dev.txt shared/pyproject.toml
+$(STAMP): requirements-dev.txt shared/pyproject.toml cli/pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11+ is needed: sudo apt-get install python3 python3-venv"; exit 2; }
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python 3.11+ is needed (found $$($(PYTHON) --version))"; exit 2; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || { echo "Could not create a virtual environment: sudo apt-get install python3-venv"; exit 2; }
@@ -38,7 +38,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 
 typecheck: $(STAMP)
-	$(VENV)/bin/mypy shared/devgem functions devstack localcloud bench tests scripts
+	$(VENV)/bin/mypy shared/devgem cli/devgem_cli functions devstack localcloud bench tests scripts
 
 unit: $(STAMP)
 	$(PY) -m pytest -q tests/unit

@@ -34,9 +34,9 @@ from google.cloud import pubsub_v1
 
 from bench.stats import percentile
 from devgem import topology
-from devgem.firestore_client import client
-from devgem.log_chunks import id_floor
-from devgem.log_follow import LogFollower, floor_before
+from devgem.adapters.firestore_client import client
+from devgem.logs.chunks import id_floor
+from devgem.logs.follow import LogFollower, floor_before
 from devstack import example_repos, watch
 from devstack.api_client import Api
 from devstack.stack import PROJECT, Stack

@@ -19,8 +19,8 @@ from pathlib import Path
 from google.cloud.devtools import cloudbuild_v1
 
 from bench.stats import percentile
+from devgem.adapters.google_clients import client_kwargs
 from devgem.config import settings
-from devgem.google_clients import client_kwargs
 from devstack import example_repos, watch
 from devstack.api_client import Api
 from devstack.stack import Stack

@@ -20,12 +20,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from devgem import clock, dev_tokens
-from devgem.firestore_client import client
-from devgem.log_chunks import id_floor, rfc3339
-from devgem.log_follow import LogFollower, Reorder, floor_before
-from devgem.probe import answers
-from devstack import emulators, example_repos, watch
+from devgem import clock
+from devgem.adapters.firestore_client import client
+from devgem.adapters.probe import answers
+from devgem.logs.chunks import id_floor, rfc3339
+from devgem.logs.follow import LogFollower, Reorder, floor_before
+from devstack import dev_tokens, emulators, example_repos, watch
 from devstack.api_client import Api
 from devstack.emulators import MissingPrerequisite
 from devstack.processes import port_is_free

@@ -14,8 +14,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from devgem import dev_tokens, pull_worker, topology
-from devstack import emulators, wiring
+from devgem import topology
+from devgem.entrypoints import pull_worker
+from devstack import dev_tokens, emulators, wiring
 from devstack.processes import Child, free_port, http_ok, wait_until
 from localcloud.config import command as localcloud_command
 

@@ -13,8 +13,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from devgem.firestore_client import client
-from devgem.states import TERMINAL
+from devgem.adapters.firestore_client import client
+from devgem.domain.deployment import TERMINAL
 
 
 def follow_deployment(

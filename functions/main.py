@@ -11,9 +11,8 @@ import flask
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from devgem import event_handler, http_api
-from devgem.usecases import build_finished as build_finished_use_case
-from devgem.usecases import start_build
+from devgem.entrypoints import http_api, pubsub_push
+from devgem.usecases import follow_build, start_build
 
 logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
@@ -26,11 +25,11 @@ def api(request: flask.Request) -> flask.Response:
 @functions_framework.cloud_event
 def deploy_requested(event: CloudEvent) -> None:
     # Idempotent: the deployment is claimed in a transaction and the build is found by its tag.
-    event_handler.run("deploy_requested", event, start_build.handle)
+    pubsub_push.run("deploy_requested", event, start_build.handle)
 
 
 @functions_framework.cloud_event
 def build_finished(event: CloudEvent) -> None:
     # Idempotent: states only move forward, the revision is named after the deployment, and going
     # live is recorded in the ledger in the same transaction.
-    event_handler.run("build_finished", event, build_finished_use_case.handle)
+    pubsub_push.run("build_finished", event, follow_build.handle)

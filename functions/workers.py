@@ -9,9 +9,10 @@ from __future__ import annotations
 import logging
 import sys
 
-from devgem import pull_worker, topology
+from devgem import topology
 from devgem.config import settings
-from devgem.usecases import log_entry as log_entry_use_case
+from devgem.entrypoints import pull_worker
+from devgem.usecases import ingest_logs
 
 
 def _serve(name: str, handle: pull_worker.HandleBatch) -> None:
@@ -23,7 +24,7 @@ def _serve(name: str, handle: pull_worker.HandleBatch) -> None:
 def log_entry() -> None:
     # Idempotent: a line this instance committed or is committing (by insertId) settles without a
     # write; a copy written by another instance is dropped by the readers.
-    _serve("log_entry", log_entry_use_case.accept_batch)
+    _serve("log_entry", ingest_logs.accept_batch)
 
 
 ENTRY_POINTS = {"log_entry": log_entry}

@@ -11,9 +11,10 @@ from google.api_core import exceptions as gexc
 from google.cloud import run_v2
 from google.cloud.devtools import cloudbuild_v1
 
-from devgem import cloud_build, events, topology
+from devgem import topology
+from devgem.adapters import cloud_build, pubsub
+from devgem.adapters.google_clients import client_kwargs
 from devgem.config import settings
-from devgem.google_clients import client_kwargs
 from devstack import example_repos, watch
 from devstack.api_client import Api
 from devstack.stack import Stack
@@ -98,8 +99,8 @@ def test_the_same_deploy_request_delivered_three_times_makes_exactly_one_build(a
     app = api.create_app(str(repo))
     deployment = api.deploy(app["id"])
     again = {"deploymentId": deployment["id"], "tenantId": api.tenant, "appId": app["id"]}
-    events.publish(topology.DEPLOY_REQUESTED, again, deploymentId=deployment["id"])
-    events.publish(topology.DEPLOY_REQUESTED, again, deploymentId=deployment["id"])
+    pubsub.publish(topology.DEPLOY_REQUESTED, again, deploymentId=deployment["id"])
+    pubsub.publish(topology.DEPLOY_REQUESTED, again, deploymentId=deployment["id"])
 
     final = watch.follow_deployment(deployment["id"], timeout=180)
 
@@ -118,7 +119,7 @@ def test_repeated_and_late_build_statuses_change_nothing(stack: Stack, api: Api,
 
     for status in ("SUCCESS", "WORKING", "QUEUED", "SUCCESS"):
         stale = cloudbuild_v1.Build.to_json(build)
-        events.publish_raw(topology.CLOUD_BUILDS, stale.encode(), buildId=build.id, status=status)
+        pubsub.publish_raw(topology.CLOUD_BUILDS, stale.encode(), buildId=build.id, status=status)
     _wait_for_log(stack, "build_finished", "ignored", log_before + 4)
 
     after = watch.follow_deployment(deployment["id"], timeout=10)

@@ -12,8 +12,8 @@ from typing import Any
 
 import requests
 
-from devgem.firestore_client import client
-from devgem.log_follow import LogFollower
+from devgem.adapters.firestore_client import client
+from devgem.logs.follow import LogFollower
 from devstack import watch
 from devstack.api_client import Api
 from devstack.stack import Stack

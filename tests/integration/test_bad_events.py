@@ -10,8 +10,9 @@ from collections.abc import Callable
 
 import pytest
 
-from devgem import clock, events, store, topology
-from devgem.firestore_client import client
+from devgem import clock, topology
+from devgem.adapters import pubsub, store
+from devgem.adapters.firestore_client import client
 from devstack.stack import Stack
 
 
@@ -71,7 +72,7 @@ def test_a_bad_message_is_recorded_once_and_acknowledged(
     reason: str,
 ) -> None:
     marker = _marker()
-    events.publish_raw(topic, make(marker), **attributes)
+    pubsub.publish_raw(topic, make(marker), **attributes)
     record = _wait_rejected(marker)
     assert reason in str(record["reason"])
     time.sleep(2)  # a nacked message would be redelivered within a second or two and recorded again
@@ -80,7 +81,7 @@ def test_a_bad_message_is_recorded_once_and_acknowledged(
 
 def test_an_oversized_message_is_recorded_truncated(stack: Stack) -> None:
     marker = _marker()
-    events.publish_raw(topology.DEPLOY_REQUESTED, (marker + "x" * 300_000).encode())
+    pubsub.publish_raw(topology.DEPLOY_REQUESTED, (marker + "x" * 300_000).encode())
     record = _wait_rejected(marker)
     assert record["rawBytes"] and len(str(record["raw"])) <= 10_000
 
@@ -91,7 +92,7 @@ def test_a_forged_tenant_cannot_start_another_tenants_deployment(stack: Stack) -
     ref.set({"tenantId": "victim", "appId": "a", "status": "queued", "createdAt": clock.now()})
     marker = _marker()
     forged = {"deploymentId": deployment_id, "tenantId": "attacker", "note": marker}
-    events.publish(topology.DEPLOY_REQUESTED, forged)
+    pubsub.publish(topology.DEPLOY_REQUESTED, forged)
     record = _wait_rejected(marker)
     assert "does not belong" in str(record["reason"])
     assert (ref.get().to_dict() or {})["status"] == "queued"
@@ -99,7 +100,7 @@ def test_a_forged_tenant_cannot_start_another_tenants_deployment(stack: Stack) -
 
 def test_a_build_that_is_not_devgems_is_acknowledged_and_ignored(stack: Stack) -> None:
     marker = _marker()
-    events.publish_raw(
+    pubsub.publish_raw(
         topology.CLOUD_BUILDS, json.dumps({"id": marker, "tags": ["other"]}).encode(), buildId=marker, status="SUCCESS"
     )
     deadline = time.monotonic() + 30

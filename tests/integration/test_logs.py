@@ -19,12 +19,13 @@ from typing import Any
 import pytest
 from google.cloud.firestore import FieldFilter
 
-from devgem import clock, events, topology
-from devgem.firestore_client import client
-from devgem.log_chunks import ChunkIds, Target, chunk_docs, lines_of, logs_ref
-from devgem.log_entries import LogLine
-from devgem.log_follow import LogFollower, floor_before
-from devgem.log_writer import REJECTIONS
+from devgem import clock, topology
+from devgem.adapters import pubsub
+from devgem.adapters.firestore_client import client
+from devgem.logs.chunks import ChunkIds, Target, chunk_docs, lines_of, logs_ref
+from devgem.logs.entries import LogLine
+from devgem.logs.follow import LogFollower, floor_before
+from devgem.logs.writer import REJECTIONS
 from devstack.api_client import Api
 from devstack.stack import Stack
 
@@ -49,7 +50,7 @@ def entry(service: str, insert_id: str, text: str, severity: str = "DEFAULT", **
 
 def publish(data: dict[str, Any] | bytes) -> None:
     raw = data if isinstance(data, bytes) else json.dumps(data).encode()
-    events.publish_raw(topology.LOG_ENTRY, raw)
+    pubsub.publish_raw(topology.LOG_ENTRY, raw)
 
 
 def stored_lines(app_id: str) -> list[dict[str, Any]]:

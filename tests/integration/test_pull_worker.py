@@ -12,7 +12,7 @@ import pytest
 from google.api_core.exceptions import DeadlineExceeded
 from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
 
-from devgem.pull_worker import PullWorker
+from devgem.entrypoints.pull_worker import PullWorker
 from devstack.stack import PROJECT, Stack
 
 

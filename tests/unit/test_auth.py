@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 from google.auth import crypt, jwt
 
-from devgem import auth, dev_tokens
 from devgem.config import settings
-from devgem.errors import Unauthenticated
+from devgem.domain.errors import Unauthenticated
+from devgem.entrypoints import auth
+from devstack import dev_tokens
 
 
 @pytest.fixture()

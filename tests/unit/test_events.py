@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from devgem.errors import InvalidEvent
-from devgem.events import message_from_cloudevent
+from devgem.adapters.pubsub import message_from_cloudevent
+from devgem.domain.errors import InvalidEvent
 
 
 def _push(data: bytes, **attributes: str) -> dict[str, object]:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from devgem.log_entries import BUILD, MAX_ENTRY_BYTES, RUN, RejectedLogEntry, parse, safe_text
+from devgem.logs.entries import BUILD, MAX_ENTRY_BYTES, RUN, RejectedLogEntry, parse, safe_text
 
 
 def _entry(**fields: Any) -> dict[str, Any]:

@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from devgem import clock
-from devgem.cli import Printer, parser
-from devgem.errors import InvalidInput
-from devgem.log_chunks import SeenIds, filter_lines, id_floor
-from devgem.log_follow import floor_before
+from devgem.domain.errors import InvalidInput
+from devgem.logs.chunks import SeenIds, filter_lines, id_floor
+from devgem.logs.follow import floor_before
 from devgem.usecases.read_logs import parse_since
+from devgem_cli.main import Printer, parser
 
 
 def chunk(*lines: tuple[str, str, str, str]) -> dict[str, object]:

@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from devgem.log_chunks import Target
-from devgem.log_entries import BUILD, RUN, LogLine, RejectedLogEntry
-from devgem.log_routing import LineRouter, deployment_of_revision
+from devgem.logs.chunks import Target
+from devgem.logs.entries import BUILD, RUN, LogLine, RejectedLogEntry
+from devgem.logs.routing import LineRouter, deployment_of_revision
 
 AT = datetime(2026, 11, 26, tzinfo=UTC)
 

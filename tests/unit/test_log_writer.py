@@ -14,10 +14,10 @@ import pytest
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore
 
-from devgem.errors import RetryLater
-from devgem.log_chunks import MAX_CHUNK_BYTES, ChunkIds, Target, chunk_docs
-from devgem.log_entries import RUN, LogLine
-from devgem.log_writer import LogWriter
+from devgem.domain.errors import RetryLater
+from devgem.logs.chunks import MAX_CHUNK_BYTES, ChunkIds, Target, chunk_docs
+from devgem.logs.entries import RUN, LogLine
+from devgem.logs.writer import LogWriter
 
 DB = firestore.Client(project="unit", credentials=AnonymousCredentials())
 APP = Target("tenant-a", "app000000001", "0123456789ab")

@@ -1,6 +1,6 @@
 import re
 
-from devgem import naming
+from devgem.domain import naming
 
 CLOUD_RUN_NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 

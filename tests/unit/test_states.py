@@ -1,6 +1,6 @@
 import pytest
 
-from devgem.states import TERMINAL, Status, can_move
+from devgem.domain.deployment import TERMINAL, Status, can_move
 
 
 @pytest.mark.parametrize(

@@ -2,8 +2,8 @@
 
 import pytest
 
-from devgem import validation
-from devgem.errors import InvalidInput
+from devgem.domain import validation
+from devgem.domain.errors import InvalidInput
 
 
 @pytest.mark.parametrize(

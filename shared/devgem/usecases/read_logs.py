@@ -11,11 +11,14 @@ import re
 from datetime import datetime, timedelta
 from typing import Any
 
-from devgem import clock, log_reader, store, validation
-from devgem.auth import Identity
-from devgem.errors import InvalidInput
-from devgem.firestore_client import client
-from devgem.log_entries import BUILD, RUN, SEVERITY_RANK, normalize_severity
+from devgem import clock
+from devgem.adapters import store
+from devgem.adapters.firestore_client import client
+from devgem.domain import validation
+from devgem.domain.errors import InvalidInput
+from devgem.entrypoints.auth import Identity
+from devgem.logs import reader
+from devgem.logs.entries import BUILD, RUN, SEVERITY_RANK, normalize_severity
 
 DEFAULT_LIMIT = 200
 MAX_LIMIT = 5000
@@ -33,7 +36,7 @@ def read_logs(who: Identity, app_id: str, params: dict[str, Any]) -> dict[str, A
         deployment = validation.identifier(deployment, "deployment")
     severity = _severity(params.get("severity"))
     if params.get("after"):
-        history = log_reader.after(
+        history = reader.after(
             db,
             who.tenant_id,
             app["id"],
@@ -43,7 +46,7 @@ def read_logs(who: Identity, app_id: str, params: dict[str, Any]) -> dict[str, A
             severity=severity,
         )
     else:
-        history = log_reader.newest(
+        history = reader.newest(
             db,
             who.tenant_id,
             app["id"],

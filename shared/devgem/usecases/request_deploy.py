@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from devgem import clock, events, store, topology, validation
-from devgem.auth import Identity
-from devgem.errors import NotFound, RetryLater
-from devgem.firestore_client import client
-from devgem.states import Status
+from devgem import clock, topology
+from devgem.adapters import pubsub, store
+from devgem.adapters.firestore_client import client
+from devgem.domain import validation
+from devgem.domain.deployment import Status
+from devgem.domain.errors import NotFound, RetryLater
+from devgem.entrypoints.auth import Identity
 
 
 def request_deploy(who: Identity, app_id: str, trigger: str = "chat") -> store.Doc:
@@ -36,7 +38,7 @@ def request_deploy(who: Identity, app_id: str, trigger: str = "chat") -> store.D
     ref = store.deployment_ref(db, deployment_id)
     ref.set(deployment)
     try:
-        events.publish(
+        pubsub.publish(
             topology.DEPLOY_REQUESTED,
             {"deploymentId": deployment_id, "tenantId": who.tenant_id, "appId": app["id"]},
             deploymentId=deployment_id,

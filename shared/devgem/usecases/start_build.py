@@ -14,13 +14,15 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
-from devgem import clock, cloud_build, guarded_write, store, validation
+from devgem import clock
+from devgem.adapters import cloud_build, guarded_write, store
+from devgem.adapters.firestore_client import client
+from devgem.adapters.guarded_write import Decision
+from devgem.adapters.pubsub import PubSubMessage
 from devgem.config import settings
-from devgem.errors import InvalidEvent, NotFound, RetryLater
-from devgem.events import PubSubMessage
-from devgem.firestore_client import client
-from devgem.guarded_write import Decision
-from devgem.states import Status, can_move
+from devgem.domain import validation
+from devgem.domain.deployment import Status, can_move
+from devgem.domain.errors import InvalidEvent, NotFound, RetryLater
 
 log = logging.getLogger(__name__)
 CLAIM_LEASE = timedelta(seconds=30)

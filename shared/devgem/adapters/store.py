@@ -13,7 +13,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
 from devgem import clock
-from devgem.errors import Conflict, NotFound
+from devgem.domain.errors import Conflict, NotFound
 
 APPS = "apps"
 DEPLOYMENTS = "deployments"

@@ -40,10 +40,11 @@ from typing import Any
 
 from google.cloud import firestore
 
-from devgem import clock, store
-from devgem.errors import RetryLater
-from devgem.log_chunks import ChunkIds, Target, chunk_docs, logs_ref
-from devgem.log_entries import LogLine
+from devgem import clock
+from devgem.adapters import store
+from devgem.domain.errors import RetryLater
+from devgem.logs.chunks import ChunkIds, Target, chunk_docs, logs_ref
+from devgem.logs.entries import LogLine
 
 log = logging.getLogger(__name__)
 

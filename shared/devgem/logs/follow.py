@@ -25,7 +25,7 @@ from typing import Any
 from google.cloud import firestore
 from google.cloud.firestore_v1.field_path import FieldPath
 
-from devgem.log_chunks import Doc, SeenIds, filter_lines, logs_ref
+from devgem.logs.chunks import Doc, SeenIds, filter_lines, logs_ref
 
 log = logging.getLogger(__name__)
 

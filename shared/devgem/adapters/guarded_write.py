@@ -16,7 +16,7 @@ from typing import Any, Generic, TypeVar
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
-from devgem.errors import RetryLater
+from devgem.domain.errors import RetryLater
 
 T = TypeVar("T")
 ATTEMPTS = 10

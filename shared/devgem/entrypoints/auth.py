@@ -18,7 +18,7 @@ from google.auth import exceptions as auth_exceptions
 from google.auth import jwt
 
 from devgem.config import settings
-from devgem.errors import Unauthenticated
+from devgem.domain.errors import Unauthenticated
 
 GOOGLE_CERTS_URL = "https://www.googleapis.com/robot/v1/metadata/x509/securetoken@system.gserviceaccount.com"
 TENANT_CLAIM = "devgem_tenant"

@@ -16,7 +16,7 @@ from typing import Any
 from google.cloud.pubsub_v1 import PublisherClient
 
 from devgem.config import settings
-from devgem.errors import InvalidEvent
+from devgem.domain.errors import InvalidEvent
 
 MAX_MESSAGE_BYTES = 10 * 1024 * 1024  # Pub/Sub's own limit; anything larger is not a real message
 

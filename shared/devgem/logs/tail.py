@@ -15,9 +15,11 @@ from typing import Any
 
 from google.cloud import firestore
 
-from devgem import clock, log_reader, store
-from devgem.log_entries import BUILD
-from devgem.states import Status
+from devgem import clock
+from devgem.adapters import store
+from devgem.domain.deployment import Status
+from devgem.logs import reader
+from devgem.logs.entries import BUILD
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +49,7 @@ def _settled_tail(db: firestore.Client, tenant_id: str, app_id: str, deployment_
     newest: str | None = None
     changed = started
     while True:
-        history = log_reader.newest(db, tenant_id, app_id, limit=TAIL_LINES, deployment_id=deployment_id, source=BUILD)
+        history = reader.newest(db, tenant_id, app_id, limit=TAIL_LINES, deployment_id=deployment_id, source=BUILD)
         now = time.monotonic()
         if history.cursor != newest:
             newest, changed = history.cursor, now

@@ -12,17 +12,17 @@ from collections.abc import Callable
 
 from cloudevents.http import CloudEvent
 
-from devgem import events, store
-from devgem.errors import InvalidEvent, InvalidInput
-from devgem.firestore_client import client
+from devgem.adapters import pubsub, store
+from devgem.adapters.firestore_client import client
+from devgem.domain.errors import InvalidEvent, InvalidInput
 
 log = logging.getLogger(__name__)
 
 
-def run(source: str, event: CloudEvent, use_case: Callable[[events.PubSubMessage], str]) -> str:
-    message: events.PubSubMessage | None = None
+def run(source: str, event: CloudEvent, use_case: Callable[[pubsub.PubSubMessage], str]) -> str:
+    message: pubsub.PubSubMessage | None = None
     try:
-        message = events.message_from_cloudevent(event.data)
+        message = pubsub.message_from_cloudevent(event.data)
         outcome = use_case(message)
     except (InvalidEvent, InvalidInput) as exc:  # bad input in a message is a bad message
         log.warning("%s: rejected message: %s", source, exc)
@@ -32,7 +32,7 @@ def run(source: str, event: CloudEvent, use_case: Callable[[events.PubSubMessage
     return outcome
 
 
-def _raw(event: CloudEvent, message: events.PubSubMessage | None) -> bytes | str:
+def _raw(event: CloudEvent, message: pubsub.PubSubMessage | None) -> bytes | str:
     """What a person needs to see: the decoded message and its attributes, else the whole event."""
     if message is not None:
         return json.dumps(message.attributes).encode() + b" " + message.data

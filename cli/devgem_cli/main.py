@@ -25,7 +25,7 @@ from typing import Any, TextIO
 import requests
 from google.auth.credentials import Credentials
 
-from devgem.log_entries import safe_text
+from devgem.logs.entries import safe_text
 
 CONFIG_NAME = "cli.json"
 _APP_ID = re.compile(r"^[a-z0-9]{6,40}$")
@@ -197,8 +197,8 @@ def cmd_logs(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
 
 
 def _follow(config: Config, app: dict[str, Any], history: dict[str, Any], printer: Printer, args: Any) -> int:
-    from devgem.log_chunks import SeenIds
-    from devgem.log_follow import LogFollower, Reorder, floor_before
+    from devgem.logs.chunks import SeenIds
+    from devgem.logs.follow import LogFollower, Reorder, floor_before
 
     seen = SeenIds()
     for line in history["lines"]:
@@ -243,8 +243,8 @@ def _follow(config: Config, app: dict[str, Any], history: dict[str, Any], printe
 
 def _now_floor() -> str:
     from devgem import clock
-    from devgem.log_chunks import id_floor
-    from devgem.log_follow import floor_before
+    from devgem.logs.chunks import id_floor
+    from devgem.logs.follow import floor_before
 
     return floor_before(id_floor(clock.now()))
 

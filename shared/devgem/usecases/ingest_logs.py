@@ -7,7 +7,7 @@ settles without a write. A bad entry (not JSON, no resource, over 256 KiB, a ser
 does not manage) is counted and settles at once: acked, never retried. A transient failure
 (Firestore or the Cloud Build API unavailable) fails its future: the message is nacked and redelivered.
 
-This does not go through event_handler.run, which logs every outcome and stores every bad message as
+This does not go through pubsub_push.run, which logs every outcome and stores every bad message as
 its own document: right for a few build events, wrong at thousands of log lines a second (and logging
 per line here would feed the log stream it consumes). It logs nothing per line, and never a line's
 text: an app's output may hold its secrets.
@@ -19,10 +19,10 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 from functools import lru_cache
 
-from devgem.firestore_client import client
-from devgem.log_entries import RejectedLogEntry, parse
-from devgem.log_routing import LineRouter
-from devgem.log_writer import LogWriter
+from devgem.adapters.firestore_client import client
+from devgem.logs.entries import RejectedLogEntry, parse
+from devgem.logs.routing import LineRouter
+from devgem.logs.writer import LogWriter
 
 
 @lru_cache(maxsize=1)

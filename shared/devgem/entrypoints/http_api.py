@@ -15,10 +15,10 @@ import flask
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
 
-from devgem import auth
-from devgem.auth import Identity
-from devgem.errors import Conflict, InvalidInput, NotFound, RetryLater, Unauthenticated
-from devgem.usecases import apps, read_logs, request_deploy
+from devgem.domain.errors import Conflict, InvalidInput, NotFound, RetryLater, Unauthenticated
+from devgem.entrypoints import auth
+from devgem.entrypoints.auth import Identity
+from devgem.usecases import connect_app, read_logs, request_deploy
 
 log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 64 * 1024
@@ -27,15 +27,15 @@ Handler = Callable[..., tuple[Any, int]]
 
 
 def _create_app(who: Identity, body: dict[str, Any]) -> tuple[Any, int]:
-    return apps.create_app(who, body), 201
+    return connect_app.create_app(who, body), 201
 
 
 def _list_apps(who: Identity, body: dict[str, Any]) -> tuple[Any, int]:
-    return {"apps": apps.list_apps(who)}, 200
+    return {"apps": connect_app.list_apps(who)}, 200
 
 
 def _get_app(who: Identity, body: dict[str, Any], app_id: str) -> tuple[Any, int]:
-    return apps.get_app(who, app_id), 200
+    return connect_app.get_app(who, app_id), 200
 
 
 def _deploy(who: Identity, body: dict[str, Any], app_id: str) -> tuple[Any, int]:

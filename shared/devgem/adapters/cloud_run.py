@@ -12,8 +12,8 @@ from functools import lru_cache
 from google.api_core import exceptions as gexc
 from google.cloud import run_v2
 
+from devgem.adapters.google_clients import client_kwargs
 from devgem.config import settings
-from devgem.google_clients import client_kwargs
 
 OPERATION_TIMEOUT_SECONDS = 300
 _REVISION = run_v2.TrafficTargetAllocationType.TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION

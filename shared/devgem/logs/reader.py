@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from google.cloud import firestore
 from google.cloud.firestore_v1.field_path import FieldPath
 
-from devgem.log_chunks import Doc, SeenIds, filter_lines, id_floor, logs_ref
+from devgem.logs.chunks import Doc, SeenIds, filter_lines, id_floor, logs_ref
 
 PAGE = 50  # chunks per query page
 MAX_SCAN = 400  # chunks one request reads at most; beyond that the answer says it is truncated

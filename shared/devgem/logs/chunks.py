@@ -29,7 +29,7 @@ from typing import Any
 
 from google.cloud import firestore
 
-from devgem.log_entries import SEVERITY_RANK, LogLine
+from devgem.logs.entries import SEVERITY_RANK, LogLine
 
 LOGS = "logs"  # subcollection of apps/{app}
 RETENTION = timedelta(days=30)  # a TTL policy on expireAt deletes chunks after this

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from google.auth import crypt, jwt
 
-from devgem.auth import TENANT_CLAIM, issuer
+from devgem.entrypoints.auth import TENANT_CLAIM, issuer
 
 KEY_FILE = "dev-auth-key.pem"
 CERT_FILE = "dev-auth-cert.pem"

@@ -15,13 +15,16 @@ from google.api_core import exceptions as gexc
 from google.cloud import firestore
 from google.cloud.devtools import cloudbuild_v1
 
-from devgem import clock, cloud_build, cloud_run, guarded_write, ledger, log_tail, naming, probe, store
+from devgem import clock
+from devgem.adapters import cloud_build, cloud_run, guarded_write, ledger, probe, store
+from devgem.adapters.firestore_client import client
+from devgem.adapters.guarded_write import Decision
+from devgem.adapters.pubsub import PubSubMessage
 from devgem.config import settings
-from devgem.errors import InvalidEvent
-from devgem.events import PubSubMessage
-from devgem.firestore_client import client
-from devgem.guarded_write import Decision
-from devgem.states import BUILD_FAILED, BUILD_IN_PROGRESS, BUILD_STATUSES, BUILD_SUCCESS, Status, can_move
+from devgem.domain import naming
+from devgem.domain.deployment import BUILD_FAILED, BUILD_IN_PROGRESS, BUILD_STATUSES, BUILD_SUCCESS, Status, can_move
+from devgem.domain.errors import InvalidEvent
+from devgem.logs import tail
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +50,7 @@ def handle(message: PubSubMessage) -> str:
         return _note_progress(db, ref, build_id, status)
     if status in BUILD_FAILED:
         outcome = _mark_failed(db, ref, build_id, status, failure_summary(build, deployment))
-        log_tail.keep_failing_tail(db, deployment_id)  # the build's last 50 lines, once they have arrived
+        tail.keep_failing_tail(db, deployment_id)  # the build's last 50 lines, once they have arrived
         return outcome
     return _roll_out(db, ref, deployment, build_id)
 

@@ -12,8 +12,8 @@ from functools import lru_cache
 
 from google.cloud.devtools import cloudbuild_v1
 
+from devgem.adapters.google_clients import client_kwargs
 from devgem.config import settings
-from devgem.google_clients import client_kwargs
 
 BUILD_TIMEOUT_SECONDS = 1200
 

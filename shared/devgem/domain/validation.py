@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
-from devgem.errors import InvalidInput
+from devgem.domain.errors import InvalidInput
 
 MAX_URL_LENGTH = 512
 MAX_BRANCH_LENGTH = 200

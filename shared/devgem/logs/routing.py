@@ -20,12 +20,12 @@ from functools import lru_cache
 from google.api_core import exceptions as gexc
 from google.cloud.devtools import cloudbuild_v1
 
-from devgem import cloud_build, store
+from devgem.adapters import cloud_build, store
+from devgem.adapters.firestore_client import client
+from devgem.adapters.google_clients import client_kwargs
 from devgem.config import settings
-from devgem.firestore_client import client
-from devgem.google_clients import client_kwargs
-from devgem.log_chunks import Target
-from devgem.log_entries import BUILD, LogLine, RejectedLogEntry
+from devgem.logs.chunks import Target
+from devgem.logs.entries import BUILD, LogLine, RejectedLogEntry
 
 FOUND_TTL = 300.0  # a service's app and a build's deployment never change; this bounds memory only
 MISSING_TTL = 30.0  # an unknown service may be reserved later; builds are checked again as rarely

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from devgem import clock
-from devgem.errors import InvalidEvent
+from devgem.domain.errors import InvalidEvent
 
 MAX_ENTRY_BYTES = 256 * 1024  # the Log Router's limit for one LogEntry
 MAX_TEXT_CHARS = MAX_ENTRY_BYTES  # a decoded payload is never longer; the cut is only a guard

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from devgem import clock, naming, store, validation
-from devgem.auth import Identity
+from devgem import clock
+from devgem.adapters import store
+from devgem.adapters.firestore_client import client
 from devgem.config import settings
-from devgem.errors import Conflict, InvalidInput
-from devgem.firestore_client import client
+from devgem.domain import naming, validation
+from devgem.domain.errors import Conflict, InvalidInput
+from devgem.entrypoints.auth import Identity
 
 NAME_ATTEMPTS = 5
 
