@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from devgem.adapters.collections import DEPLOYMENTS
 from devgem.adapters.firestore_client import client
 from devgem.domain.deployment import TERMINAL
 
@@ -29,7 +30,7 @@ def follow_deployment(
     latest: dict[str, Any] = {}
     finished = until or (lambda d: d.get("status") in TERMINAL)
     lock = threading.Lock()
-    ref = client().collection("deployments").document(deployment_id)
+    ref = client().collection(DEPLOYMENTS).document(deployment_id)
 
     def seen(data: dict[str, Any]) -> None:
         with lock:

@@ -11,13 +11,13 @@ from collections.abc import Callable
 import pytest
 
 from devgem import clock, topology
-from devgem.adapters import pubsub, store
+from devgem.adapters import collections, pubsub, store
 from devgem.adapters.firestore_client import client
 from devstack.stack import Stack
 
 
 def _rejections(marker: str) -> list[dict[str, object]]:
-    docs = client().collection(store.REJECTED_EVENTS).stream()
+    docs = client().collection(collections.REJECTED_EVENTS).stream()
     return [d.to_dict() or {} for d in docs if marker in str((d.to_dict() or {}).get("raw", ""))]
 
 

@@ -20,7 +20,7 @@ import pytest
 from google.cloud.firestore import FieldFilter
 
 from devgem import clock, topology
-from devgem.adapters import pubsub
+from devgem.adapters import collections, pubsub
 from devgem.adapters.firestore_client import client
 from devgem.logs.chunks import ChunkIds, Target, chunk_docs, lines_of, logs_ref
 from devgem.logs.entries import LogLine
@@ -143,7 +143,7 @@ def test_bad_entries_are_acknowledged_and_counted_and_the_worker_carries_on(stac
     wait_for(lambda: any(x["insertId"] == "good-after-bad" for x in stored_lines(app["id"])), what="the good line")
     time.sleep(2.5)  # a nacked message would be redelivered within this and counted again
     assert grown() == expected
-    query = client().collection("rejectedEvents").where(filter=FieldFilter("source", "==", "log_entry"))
+    query = client().collection(collections.REJECTED_EVENTS).where(filter=FieldFilter("source", "==", "log_entry"))
     reasons = {str((s.to_dict() or {}).get("reason", "")).split(" ")[0] for s in query.stream()}
     assert reasons >= set(expected)  # the first of each reason is kept for a human
 

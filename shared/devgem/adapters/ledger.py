@@ -14,13 +14,13 @@ from datetime import timedelta
 from google.cloud import firestore
 
 from devgem import clock
+from devgem.adapters.collections import LEDGER
 
-COLLECTION = "ledger"
 RETENTION = timedelta(days=7)  # a TTL policy on expireAt deletes entries after this
 
 
 def _ref(db: firestore.Client, key: str) -> firestore.DocumentReference:
-    return db.collection(COLLECTION).document(hashlib.sha256(key.encode()).hexdigest()[:40])
+    return db.collection(LEDGER).document(hashlib.sha256(key.encode()).hexdigest()[:40])
 
 
 def entry(db: firestore.Client, key: str, tenant_id: str) -> Callable[[firestore.WriteBatch], None]:

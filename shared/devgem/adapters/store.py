@@ -13,12 +13,8 @@ from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
 from devgem import clock
+from devgem.adapters.collections import APPS, DEPLOYMENTS, REJECTED_EVENTS, SERVICE_NAMES
 from devgem.domain.errors import Conflict, NotFound
-
-APPS = "apps"
-DEPLOYMENTS = "deployments"
-SERVICE_NAMES = "serviceNames"
-REJECTED_EVENTS = "rejectedEvents"
 
 Doc = dict[str, Any]
 

@@ -20,7 +20,7 @@ from functools import lru_cache
 from google.api_core import exceptions as gexc
 from google.cloud.devtools import cloudbuild_v1
 
-from devgem.adapters import cloud_build, store
+from devgem.adapters import cloud_build, collections, store
 from devgem.adapters.firestore_client import client
 from devgem.adapters.google_clients import client_kwargs
 from devgem.config import settings
@@ -111,7 +111,7 @@ def deployment_of_revision(service: str, revision: str | None) -> str | None:
 
 
 def app_of_service(service: str) -> Target:
-    snapshot = client().collection(store.SERVICE_NAMES).document(service).get() if _valid_id(service) else None
+    snapshot = client().collection(collections.SERVICE_NAMES).document(service).get() if _valid_id(service) else None
     data = snapshot.to_dict() if snapshot is not None and snapshot.exists else None
     if not data or not isinstance(data.get("tenantId"), str) or not isinstance(data.get("appId"), str):
         raise RejectedLogEntry("unmanaged-service", f"service {service[:80]!r} is not a Devgem app")

@@ -1,0 +1,66 @@
+"""What the use cases talk to, as Protocols: Firestore, Cloud Build, Cloud Run, the URL probe, Pub/Sub.
+
+The production adapters (devgem.adapters) implement these; the unit tests use in-memory fakes of the
+same shape, so every transition of a deployment runs without a server. `devgem.bootstrap` wires the
+production ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
+
+from devgem.adapters.cloud_build import BuildRequest
+from devgem.adapters.cloud_run import Rollout, Serving
+from devgem.domain.deployment import Decision, Deployment
+
+T = TypeVar("T")
+
+
+class Deployments(Protocol):
+    """The `deployments` collection. `change` reads, decides and writes atomically, retrying a lost race."""
+
+    def get(self, deployment_id: str) -> Deployment | None: ...
+
+    def create(self, deployment: Deployment) -> None: ...
+
+    def change(
+        self,
+        deployment_id: str,
+        decide: Callable[[Deployment | None], Decision[T]],
+        on_already_done: T | None = None,
+    ) -> T:
+        """Apply `decide`'s change; if its ledger key exists already, return `on_already_done` (or raise)."""
+        ...
+
+    def queued_or_building(self, tenant_id: str, app_id: str) -> list[Deployment]: ...
+
+
+class Builds(Protocol):
+    """Cloud Build: the build fetches the source from git itself; builds are found again by tag."""
+
+    def submit(self, request: BuildRequest) -> str: ...
+
+    def find_for(self, deployment_id: str) -> str | None: ...
+
+    def cancel(self, build_id: str) -> None: ...
+
+
+class Services(Protocol):
+    """Cloud Run: a revision named after the deployment, with all traffic."""
+
+    def roll_out(self, rollout: Rollout) -> Serving: ...
+
+
+class UrlProbe(Protocol):
+    def answers(self, url: str, timeout_seconds: float) -> tuple[bool, str]: ...
+
+
+class Publisher(Protocol):
+    def publish(self, topic: str, data: dict[str, Any], **attributes: str) -> str: ...
+
+
+class FailingTail(Protocol):
+    """Keeps a failed build's last lines on its deployment, once they have arrived."""
+
+    def keep(self, deployment_id: str) -> object: ...
