@@ -11,10 +11,11 @@ import flask
 import functions_framework
 from cloudevents.http import CloudEvent
 
+from devgem import bootstrap
 from devgem.entrypoints import http_api, pubsub_push
-from devgem.usecases import follow_build, start_build
 
 logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+bootstrap.warm_in_background()  # an instance's first event should not pay for creating clients
 
 
 @functions_framework.http
@@ -24,12 +25,12 @@ def api(request: flask.Request) -> flask.Response:
 
 @functions_framework.cloud_event
 def deploy_requested(event: CloudEvent) -> None:
-    # Idempotent: the deployment is claimed in a transaction and the build is found by its tag.
-    pubsub_push.run("deploy_requested", event, start_build.handle)
+    # Idempotent: the deployment is claimed by a guarded write and the build is found by its tag.
+    pubsub_push.run("deploy_requested", event, bootstrap.start_build().handle)
 
 
 @functions_framework.cloud_event
 def build_finished(event: CloudEvent) -> None:
     # Idempotent: states only move forward, the revision is named after the deployment, and going
-    # live is recorded in the ledger in the same transaction.
-    pubsub_push.run("build_finished", event, follow_build.handle)
+    # live is recorded in the ledger in the same atomic write.
+    pubsub_push.run("build_finished", event, bootstrap.follow_build().handle)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from google.cloud.devtools import cloudbuild_v1
+from google.protobuf import json_format
 
 from devgem.adapters.google_clients import client_kwargs
 from devgem.config import settings
@@ -87,6 +88,15 @@ def cancel(build_id: str) -> None:
 
 
 def parse_build(data: bytes) -> cloudbuild_v1.Build:
-    """The Build resource Cloud Build publishes to the cloud-builds topic."""
-    json.loads(data)  # a clear JSONDecodeError before proto-plus's own message
-    return cloudbuild_v1.Build.from_json(data, ignore_unknown_fields=True)
+    """The Build resource Cloud Build publishes to the cloud-builds topic; ValueError if it is not one."""
+    if not isinstance(json.loads(data), dict):  # a clear JSONDecodeError before proto-plus's own message
+        raise ValueError("the message data is JSON but not an object")
+    try:
+        return cloudbuild_v1.Build.from_json(data, ignore_unknown_fields=True)
+    except json_format.ParseError as exc:  # not a ValueError: without this a bad message is retried forever
+        raise ValueError(str(exc)) from exc
+
+
+def connect() -> None:
+    """Create the client now (an instance's start), not on the first build."""
+    _client()

@@ -96,3 +96,9 @@ def _revision_exists(name: str) -> bool:
     except gexc.NotFound:
         return False
     return True
+
+
+def connect() -> None:
+    """Create the clients now (an instance's start), not on the first rollout."""
+    _client()
+    _revisions()

@@ -80,3 +80,8 @@ def _parse_time(value: object) -> datetime | None:
         return datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
+
+
+def connect() -> None:
+    """Create the publisher now (an instance's start), not on the first publish."""
+    _publisher()

@@ -6,6 +6,7 @@ document into NotFound, so no caller can forget the check.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -41,6 +42,16 @@ def get_app(db: firestore.Client, tenant_id: str, app_id: str) -> Doc:
 
 def get_deployment(db: firestore.Client, tenant_id: str, deployment_id: str) -> Doc:
     return owned(deployment_ref(db, deployment_id).get(), tenant_id, "deployment")
+
+
+class FirestoreApps:
+    """The apps collection behind the use cases' Apps port."""
+
+    def __init__(self, db: Callable[[], firestore.Client]) -> None:
+        self._db = db
+
+    def get(self, tenant_id: str, app_id: str) -> Doc:
+        return get_app(self._db(), tenant_id, app_id)
 
 
 def list_apps(db: firestore.Client, tenant_id: str, limit: int = 100) -> list[Doc]:

@@ -249,7 +249,8 @@ def decide_enqueue_failed(d: Deployment, now: datetime) -> Decision[str]:
     """The request was stored but could not be announced: fail it rather than leave it queued forever."""
     if not can_move(d.status, Status.FAILED):
         return Decision("ignored: deployment already moved")
-    return Decision("failed: not enqueued", Change(_moved(Status.FAILED, now, error="could not enqueue the deploy; try again")))
+    error = "could not enqueue the deploy; try again"
+    return Decision("failed: not enqueued", Change(_moved(Status.FAILED, now, error=error)))
 
 
 def check_owner(d: Deployment | None, deployment_id: str, tenant_id: str) -> Deployment:
@@ -258,4 +259,11 @@ def check_owner(d: Deployment | None, deployment_id: str, tenant_id: str) -> Dep
         raise InvalidEvent(f"deployment {deployment_id} does not exist")
     if d.tenant_id != tenant_id:
         raise InvalidEvent(f"deployment {deployment_id} does not belong to tenant {tenant_id}")
+    return d
+
+
+def existing(d: Deployment | None) -> Deployment:
+    """Deployments are never deleted while messages about them are in flight; one missing is a bad event."""
+    if d is None:
+        raise InvalidEvent("the deployment disappeared")
     return d

@@ -9,7 +9,6 @@ differs, so the code path that rejects forged, expired or foreign tokens is the 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from threading import Lock
 
@@ -19,16 +18,11 @@ from google.auth import jwt
 
 from devgem.config import settings
 from devgem.domain.errors import Unauthenticated
+from devgem.domain.identity import Identity
 
 GOOGLE_CERTS_URL = "https://www.googleapis.com/robot/v1/metadata/x509/securetoken@system.gserviceaccount.com"
 TENANT_CLAIM = "devgem_tenant"
 CLOCK_SKEW_SECONDS = 10
-
-
-@dataclass(frozen=True)
-class Identity:
-    tenant_id: str
-    user_id: str
 
 
 def issuer(project: str) -> str:

@@ -15,9 +15,11 @@ import flask
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
 
-from devgem.domain.errors import Conflict, InvalidInput, NotFound, RetryLater, Unauthenticated
+from devgem import bootstrap
+from devgem.domain.deployment import Trigger
+from devgem.domain.errors import Conflict, DevgemError, InvalidInput, NotFound, RetryLater, Unauthenticated
+from devgem.domain.identity import Identity
 from devgem.entrypoints import auth
-from devgem.entrypoints.auth import Identity
 from devgem.usecases import connect_app, read_logs, request_deploy
 
 log = logging.getLogger(__name__)
@@ -39,7 +41,8 @@ def _get_app(who: Identity, body: dict[str, Any], app_id: str) -> tuple[Any, int
 
 
 def _deploy(who: Identity, body: dict[str, Any], app_id: str) -> tuple[Any, int]:
-    return request_deploy.request_deploy(who, app_id, trigger="chat"), 202
+    deployment = bootstrap.request_deploy().request(who, app_id, trigger=Trigger.API)
+    return {**deployment.to_doc(), "id": deployment.id}, 202
 
 
 def _list_deployments(who: Identity, body: dict[str, Any], app_id: str) -> tuple[Any, int]:
@@ -76,7 +79,21 @@ URLS = Map(
     ]
 )
 
-_STATUS = {InvalidInput: 400, Unauthenticated: 401, NotFound: 404, Conflict: 409, RetryLater: 503}
+_STATUS: dict[type[DevgemError], int] = {
+    InvalidInput: 400,
+    Unauthenticated: 401,
+    NotFound: 404,
+    Conflict: 409,
+    RetryLater: 503,
+}
+
+
+def status_of(exc: DevgemError) -> int | None:
+    """The HTTP status of an error, found along its class hierarchy, so a subclass answers like its base."""
+    for cls in type(exc).__mro__:
+        if cls in _STATUS:
+            return _STATUS[cls]
+    return None
 
 
 def handle(request: flask.Request) -> flask.Response:
@@ -90,8 +107,10 @@ def handle(request: flask.Request) -> flask.Response:
         return _json(payload, status)
     except HTTPException as exc:
         return _json({"error": {"code": exc.code, "message": exc.description}}, exc.code or 500)
-    except tuple(_STATUS) as exc:
-        code = _STATUS[type(exc)]
+    except DevgemError as exc:
+        code = status_of(exc)
+        if code is None:
+            raise  # not meant for a caller: functions-framework answers 500 and logs it
         return _json({"error": {"code": code, "message": str(exc)}}, code)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from google.cloud import firestore
@@ -56,3 +57,13 @@ def _settled_tail(db: firestore.Client, tenant_id: str, app_id: str, deployment_
         if now - changed >= QUIET_SECONDS or now - started >= MAX_WAIT_SECONDS:
             return [{k: line.get(k) for k in ("at", "severity", "text", "step")} for line in history.lines]
         time.sleep(POLL_SECONDS)
+
+
+class FirestoreFailingTail:
+    """keep_failing_tail behind the use cases' FailingTail port."""
+
+    def __init__(self, db: Callable[[], firestore.Client]) -> None:
+        self._db = db
+
+    def keep(self, deployment_id: str) -> int | None:
+        return keep_failing_tail(self._db(), deployment_id)

@@ -8,7 +8,7 @@ from devgem.adapters.firestore_client import client
 from devgem.config import settings
 from devgem.domain import naming, validation
 from devgem.domain.errors import Conflict, InvalidInput
-from devgem.entrypoints.auth import Identity
+from devgem.domain.identity import Identity
 
 NAME_ATTEMPTS = 5
 

@@ -36,12 +36,18 @@ class Deployments(Protocol):
     def queued_or_building(self, tenant_id: str, app_id: str) -> list[Deployment]: ...
 
 
+class Apps(Protocol):
+    def get(self, tenant_id: str, app_id: str) -> dict[str, Any]:
+        """The app as stored, with its id; another tenant's app is NotFound, like an absent one."""
+        ...
+
+
 class Builds(Protocol):
     """Cloud Build: the build fetches the source from git itself; builds are found again by tag."""
 
     def submit(self, request: BuildRequest) -> str: ...
 
-    def find_for(self, deployment_id: str) -> str | None: ...
+    def find_build_for(self, deployment_id: str) -> str | None: ...
 
     def cancel(self, build_id: str) -> None: ...
 

@@ -16,7 +16,7 @@ from devgem.adapters import store
 from devgem.adapters.firestore_client import client
 from devgem.domain import validation
 from devgem.domain.errors import InvalidInput
-from devgem.entrypoints.auth import Identity
+from devgem.domain.identity import Identity
 from devgem.logs import reader
 from devgem.logs.entries import BUILD, RUN, SEVERITY_RANK, normalize_severity
 

@@ -1,59 +1,59 @@
-"""A user (or a push) asks for a deploy: record it as queued, then announce it on deploy-requested."""
+"""A user (or the agent, or a push) asks for a deploy: record it as queued, then announce it on deploy-requested."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
 from devgem import clock, topology
-from devgem.adapters import pubsub, store
+from devgem.adapters import store
 from devgem.adapters.firestore_client import client
+from devgem.domain import deployment as states
 from devgem.domain import validation
-from devgem.domain.deployment import Status
+from devgem.domain.deployment import Deployment, Status, Trigger
 from devgem.domain.errors import NotFound, RetryLater
-from devgem.entrypoints.auth import Identity
+from devgem.domain.identity import Identity
+from devgem.usecases.ports import Apps, Deployments, Publisher
 
 
-def request_deploy(who: Identity, app_id: str, trigger: str = "chat") -> store.Doc:
-    db = client()
-    app = store.get_app(db, who.tenant_id, validation.identifier(app_id, "app id"))
-    deployment_id = clock.new_id()
-    now = clock.now()
-    deployment = {
-        "tenantId": who.tenant_id,
-        "appId": app["id"],
-        "trigger": trigger,
-        "requestedBy": who.user_id,
-        "status": Status.QUEUED.value,
-        "repoUrl": app["repoUrl"],
-        "branch": app["branch"],
-        "subdirectory": app["subdirectory"],
-        "serviceName": app["serviceName"],
-        "url": None,
-        "buildId": None,
-        "buildStatus": None,
-        "revision": None,
-        "error": None,
-        "createdAt": now,
-        "updatedAt": now,
-        "stageTimes": {Status.QUEUED.value: now},
-    }
-    ref = store.deployment_ref(db, deployment_id)
-    ref.set(deployment)
-    try:
-        pubsub.publish(
-            topology.DEPLOY_REQUESTED,
-            {"deploymentId": deployment_id, "tenantId": who.tenant_id, "appId": app["id"]},
-            deploymentId=deployment_id,
+@dataclass(frozen=True)
+class RequestDeploy:
+    apps: Apps
+    deployments: Deployments
+    publisher: Publisher
+    now: Callable[[], datetime] = clock.now
+    new_id: Callable[[], str] = clock.new_id
+
+    def request(self, who: Identity, app_id: str, trigger: Trigger) -> Deployment:
+        app = self.apps.get(who.tenant_id, validation.identifier(app_id, "app id"))
+        deployment = Deployment(
+            id=self.new_id(),
+            tenant_id=who.tenant_id,
+            app_id=app["id"],
+            status=Status.QUEUED,
+            trigger=trigger.value,
+            requested_by=who.user_id,
+            repo_url=app["repoUrl"],
+            branch=app["branch"],
+            subdirectory=app["subdirectory"],
+            service_name=app["serviceName"],
+            created_at=self.now(),
         )
-    except Exception as exc:
-        # Never leave a deployment queued forever that nobody will pick up.
-        ref.update(
-            {
-                "status": Status.FAILED.value,
-                "error": "could not enqueue the deploy; try again",
-                "updatedAt": clock.now(),
-            }
-        )
-        raise RetryLater("the deploy could not be enqueued; try again in a moment") from exc
-    return {**deployment, "id": deployment_id}
+        self.deployments.create(deployment)
+        try:
+            self.publisher.publish(
+                topology.DEPLOY_REQUESTED,
+                {"deploymentId": deployment.id, "tenantId": who.tenant_id, "appId": deployment.app_id},
+                deploymentId=deployment.id,
+            )
+        except Exception as exc:
+            # Never leave a deployment queued forever that nobody will pick up.
+            self.deployments.change(
+                deployment.id, lambda d: states.decide_enqueue_failed(states.existing(d), self.now())
+            )
+            raise RetryLater("the deploy could not be enqueued; try again in a moment") from exc
+        return deployment
 
 
 def get_deployment(who: Identity, app_id: str, deployment_id: str) -> store.Doc:

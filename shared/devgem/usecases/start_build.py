@@ -1,6 +1,6 @@
 """deploy-requested: move the deployment queued -> building and submit exactly one Cloud Build build.
 
-Pub/Sub may deliver the request twice, even at the same time. A guarded write claims the deployment
+Pub/Sub may deliver the request twice, even at the same time. The deployment is claimed
 (queued -> building) before the build is submitted, and the build carries the deployment's tag, so
 a later attempt that finds a claim but no build id looks the build up instead of submitting another.
 """
@@ -8,101 +8,92 @@ a later attempt that finds a claim but no build id looks the build up instead of
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from google.api_core import exceptions as gexc
-from google.cloud import firestore
 
 from devgem import clock
-from devgem.adapters import cloud_build, guarded_write, store
-from devgem.adapters.firestore_client import client
-from devgem.adapters.guarded_write import Decision
+from devgem.adapters.cloud_build import BuildRequest
 from devgem.adapters.pubsub import PubSubMessage
-from devgem.config import settings
+from devgem.domain import deployment as states
 from devgem.domain import validation
-from devgem.domain.deployment import Status, can_move
-from devgem.domain.errors import InvalidEvent, NotFound, RetryLater
+from devgem.domain.deployment import Claim, Deployment, Status
+from devgem.domain.errors import InvalidEvent
+from devgem.usecases.ports import Builds, Deployments
 
 log = logging.getLogger(__name__)
-CLAIM_LEASE = timedelta(seconds=30)
 
 
-def handle(message: PubSubMessage) -> str:
-    body = message.json()
-    deployment_id = _field(body, "deploymentId")
-    tenant_id = _field(body, "tenantId")
-    db = client()
-    ref = store.deployment_ref(db, validation.identifier(deployment_id, "deploymentId"))
-    outcome, deployment = _claim(db, ref, tenant_id, message)
-    if outcome != "claimed" and outcome != "resume":
-        return outcome
-    build_id = cloud_build.find_build_for(deployment_id) if outcome == "resume" else None
-    if build_id is None:
-        build_id = cloud_build.submit(
-            cloud_build.BuildRequest(
-                deployment_id=deployment_id,
-                app_id=deployment["appId"],
-                repo_url=deployment["repoUrl"],
-                branch=deployment["branch"],
-                subdirectory=deployment["subdirectory"],
-                image=deployment["image"],
+@dataclass(frozen=True)
+class StartBuild:
+    deployments: Deployments
+    builds: Builds
+    image_template: str  # "{service}" and "{deployment}" are replaced
+    max_event_age: timedelta  # a request older than this is failed, not built
+    now: Callable[[], datetime] = clock.now
+
+    def handle(self, message: PubSubMessage) -> str:
+        body = message.json()
+        deployment_id = validation.identifier(_field(body, "deploymentId"), "deploymentId")
+        tenant_id = _field(body, "tenantId")
+        claim, deployment = self._claim(deployment_id, tenant_id, message.publish_time)
+        if claim not in (Claim.CLAIMED, Claim.RESUME):
+            return str(claim)
+        build_id = self.builds.find_build_for(deployment_id) if claim == Claim.RESUME else None
+        if build_id is None:
+            build_id = self.builds.submit(
+                BuildRequest(
+                    deployment_id=deployment_id,
+                    app_id=deployment.app_id,
+                    repo_url=deployment.repo_url,
+                    branch=deployment.branch,
+                    subdirectory=deployment.subdirectory,
+                    image=str(deployment.image),
+                )
             )
+        # Only the first writer's build id counts; a racing duplicate found the same build by tag.
+        status = self.deployments.change(
+            deployment_id, lambda d: states.decide_build_recorded(states.existing(d), build_id, self.now())
         )
-    # Only the first writer's build id counts; a racing duplicate found the same build by tag.
-    if _record_build(db, ref, build_id) == Status.SUPERSEDED:
-        cloud_build.cancel(build_id)  # a newer deploy overtook this one while it was being submitted
-        return "superseded while submitting; build cancelled"
-    log.info("deployment %s: build %s submitted", deployment_id, build_id)
-    superseded = supersede_older(db, {**deployment, "id": deployment_id})
-    return f"submitted; superseded {superseded}" if superseded else "submitted"
+        if status == Status.SUPERSEDED:
+            self.builds.cancel(build_id)  # a newer deploy overtook this one while it was being submitted
+            return "superseded while submitting; build cancelled"
+        log.info("deployment %s: build %s submitted", deployment_id, build_id)
+        superseded = self.supersede_older(deployment)
+        return f"submitted; superseded {superseded}" if superseded else "submitted"
 
+    def _claim(self, deployment_id: str, tenant_id: str, published_at: datetime | None) -> tuple[Claim, Deployment]:
+        def decide(found: Deployment | None) -> states.Decision[tuple[Claim, Deployment]]:
+            d = states.check_owner(found, deployment_id, tenant_id)
+            image = self.image_template.format(service=d.service_name, deployment=d.id)
+            decision = states.decide_claim(d, self.now(), published_at, self.max_event_age, image)
+            claimed = replace(d, image=image) if decision.outcome == Claim.CLAIMED else d
+            return states.Decision((decision.outcome, claimed), decision.change)
 
-def supersede_older(db: firestore.Client, deployment: store.Doc) -> list[str]:
-    """Older deploys of the same app still queued or building will never be wanted: stop them.
+        return self.deployments.change(deployment_id, decide)
 
-    Cloud Build does not cancel superseded builds itself, and without this they pile up.
-    """
-    query = (
-        db.collection(store.DEPLOYMENTS)
-        .where(filter=firestore.FieldFilter("tenantId", "==", deployment["tenantId"]))
-        .where(filter=firestore.FieldFilter("appId", "==", deployment["appId"]))
-        .where(filter=firestore.FieldFilter("status", "in", [Status.QUEUED.value, Status.BUILDING.value]))
-    )
-    done = []
-    for snapshot in query.stream():
-        older = snapshot.to_dict() or {}
-        if snapshot.id == deployment["id"] or older["createdAt"] >= deployment["createdAt"]:
-            continue
-        build_id = _mark_superseded(db, snapshot.reference, deployment["id"])
-        if build_id:
-            try:
-                cloud_build.cancel(build_id)
-            except gexc.GoogleAPICallError as exc:  # already finished: nothing left to stop
-                log.info("build %s of superseded deployment %s not cancelled: %s", build_id, snapshot.id, exc)
-        done.append(snapshot.id)
-    return done
+    def supersede_older(self, newer: Deployment) -> list[str]:
+        """Older deploys of the same app still queued or building will never be wanted: stop them.
 
-
-def _mark_superseded(db: firestore.Client, ref: firestore.DocumentReference, newer_id: str) -> str | None:
-    """Return the build to cancel, if the older deployment was superseded and had one."""
-
-    def decide(snapshot: firestore.DocumentSnapshot) -> Decision[str | None]:
-        older = snapshot.to_dict() or {}
-        status = older.get("status", Status.QUEUED)
-        if not can_move(status, Status.SUPERSEDED) or status == Status.DEPLOYING:
-            return Decision(None)
-        now = clock.now()
-        update = {
-            "status": Status.SUPERSEDED.value,
-            "error": f"superseded by deployment {newer_id}",
-            "supersededBy": newer_id,
-            "updatedAt": now,
-            f"stageTimes.{Status.SUPERSEDED.value}": now,
-        }
-        return Decision(str(older["buildId"]) if older.get("buildId") else None, update)
-
-    return guarded_write.apply(db, ref, decide)
+        Cloud Build does not cancel superseded builds itself, and without this they pile up.
+        """
+        done = []
+        for older in self.deployments.queued_or_building(newer.tenant_id, newer.app_id):
+            if older.id == newer.id or older.created_at >= newer.created_at:
+                continue
+            build_id = self.deployments.change(
+                older.id, lambda d: states.decide_superseded(states.existing(d), newer.id, self.now())
+            )
+            if build_id:
+                try:
+                    self.builds.cancel(build_id)
+                except gexc.GoogleAPICallError as exc:  # already finished: nothing left to stop
+                    log.info("build %s of superseded deployment %s not cancelled: %s", build_id, older.id, exc)
+            done.append(older.id)
+        return done
 
 
 def _field(body: dict[str, Any], name: str) -> str:
@@ -110,57 +101,3 @@ def _field(body: dict[str, Any], name: str) -> str:
     if not isinstance(value, str) or not value:
         raise InvalidEvent(f"deploy-requested message has no {name}")
     return value
-
-
-def _claim(
-    db: firestore.Client, ref: firestore.DocumentReference, tenant_id: str, message: PubSubMessage
-) -> tuple[str, store.Doc]:
-    def decide(snapshot: firestore.DocumentSnapshot) -> Decision[tuple[str, store.Doc]]:
-        if not snapshot.exists:
-            raise InvalidEvent(f"deployment {ref.id} does not exist")
-        try:
-            deployment = store.owned(snapshot, tenant_id, "deployment")
-        except NotFound as exc:  # a forged tenant id finds nothing, and is never retried
-            raise InvalidEvent(f"deployment {ref.id} does not belong to tenant {tenant_id}") from exc
-        now = clock.now()
-        status = deployment["status"]
-        if status == Status.QUEUED and _too_old(message, now):
-            error = "the deploy request expired before it was picked up"
-            return Decision(("expired", deployment), {"status": Status.FAILED.value, "error": error, "updatedAt": now})
-        if status == Status.QUEUED:
-            image = settings().image_template.format(service=deployment["serviceName"], deployment=ref.id)
-            update = {
-                "status": Status.BUILDING.value,
-                "image": image,
-                "buildClaimedAt": now,
-                "updatedAt": now,
-                f"stageTimes.{Status.BUILDING.value}": now,
-            }
-            return Decision(("claimed", {**deployment, "image": image}), update)
-        if deployment.get("buildId") or not can_move(status, Status.DEPLOYING):
-            return Decision(("duplicate", deployment))
-        claimed_at = deployment.get("buildClaimedAt")
-        if claimed_at and now - claimed_at < CLAIM_LEASE:
-            raise RetryLater(f"deployment {ref.id} is being submitted by another delivery")
-        return Decision(("resume", deployment), {"buildClaimedAt": now})
-
-    return guarded_write.apply(db, ref, decide)
-
-
-def _too_old(message: PubSubMessage, now: Any) -> bool:
-    if message.publish_time is None:
-        return False
-    return bool((now - message.publish_time).total_seconds() > settings().max_event_age_seconds)
-
-
-def _record_build(db: firestore.Client, ref: firestore.DocumentReference, build_id: str) -> str:
-    """Keep the first build id; return the deployment's status as it is now."""
-
-    def decide(snapshot: firestore.DocumentSnapshot) -> Decision[str]:
-        deployment = snapshot.to_dict() or {}
-        status = str(deployment.get("status"))
-        if deployment.get("buildId"):
-            return Decision(status)
-        return Decision(status, {"buildId": build_id, "updatedAt": clock.now()})
-
-    return guarded_write.apply(db, ref, decide)

@@ -1,0 +1,74 @@
+"""The composition root: each use case wired to the production adapters, once per process.
+
+Entry points ask here for a use case; tests build the same use cases with in-memory fakes instead.
+`warm()` creates the clients when an instance starts, so its first event does not pay for them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import timedelta
+from functools import lru_cache
+
+from devgem.adapters import cloud_build, cloud_run, probe, pubsub
+from devgem.adapters.deployments import FirestoreDeployments
+from devgem.adapters.firestore_client import client
+from devgem.adapters.store import FirestoreApps
+from devgem.config import settings
+from devgem.logs.tail import FirestoreFailingTail
+from devgem.usecases.follow_build import FollowBuild
+from devgem.usecases.request_deploy import RequestDeploy
+from devgem.usecases.start_build import StartBuild
+
+log = logging.getLogger(__name__)
+
+
+@lru_cache(maxsize=1)
+def request_deploy() -> RequestDeploy:
+    return RequestDeploy(apps=FirestoreApps(client), deployments=FirestoreDeployments(client), publisher=pubsub)
+
+
+@lru_cache(maxsize=1)
+def start_build() -> StartBuild:
+    s = settings()
+    return StartBuild(
+        deployments=FirestoreDeployments(client),
+        builds=cloud_build,
+        image_template=s.image_template,
+        max_event_age=timedelta(seconds=s.max_event_age_seconds),
+    )
+
+
+@lru_cache(maxsize=1)
+def follow_build() -> FollowBuild:
+    s = settings()
+    return FollowBuild(
+        deployments=FirestoreDeployments(client),
+        services=cloud_run,
+        probe=probe,
+        failing_tail=FirestoreFailingTail(client),
+        public_url_template=s.public_url_template,
+        probe_timeout_seconds=s.probe_timeout_seconds,
+    )
+
+
+def warm() -> None:
+    """Create every client this process will use (they are cached), so no event pays for it."""
+    client()
+    pubsub.connect()
+    cloud_build.connect()
+    cloud_run.connect()
+
+
+def warm_in_background() -> None:
+    """Warm the clients on a side thread when an instance starts: the import stays fast and cannot fail,
+    and a client that cannot be made yet is made again, lazily, by the first event that needs it."""
+
+    def run() -> None:
+        try:
+            warm()
+        except Exception:
+            log.warning("could not create the clients at start; the first event will", exc_info=True)
+
+    threading.Thread(target=run, name="devgem-warm", daemon=True).start()
