@@ -17,7 +17,7 @@ help:
 	@echo "make check-infra  offline checks of terraform/ (parse, contract, checkov, fmt)"
 	@echo "make clean        remove the virtual environment and local state (.devgem/)"
 
-$(STAMP): requirements-dev.txt shared/pyproject.toml cli/pyproject.toml
+$(STAMP): requirements-dev.txt functions/requirements.txt shared/pyproject.toml cli/pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11+ is needed: sudo apt-get install python3 python3-venv"; exit 2; }
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python 3.11+ is needed (found $$($(PYTHON) --version))"; exit 2; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || { echo "Could not create a virtual environment: sudo apt-get install python3-venv"; exit 2; }
@@ -58,4 +58,4 @@ check-infra: $(STAMP)
 	$(PY) scripts/check_infra.py
 
 clean:
-	rm -rf $(VENV) .devgem .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .venv-infra .devgem .mypy_cache .ruff_cache .pytest_cache shared/*.egg-info cli/*.egg-info
