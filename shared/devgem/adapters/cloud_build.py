@@ -92,9 +92,10 @@ def parse_build(data: bytes) -> cloudbuild_v1.Build:
     if not isinstance(json.loads(data), dict):  # a clear JSONDecodeError before proto-plus's own message
         raise ValueError("the message data is JSON but not an object")
     try:
-        return cloudbuild_v1.Build.from_json(data, ignore_unknown_fields=True)
+        build: cloudbuild_v1.Build = cloudbuild_v1.Build.from_json(data, ignore_unknown_fields=True)
     except json_format.ParseError as exc:  # not a ValueError: without this a bad message is retried forever
         raise ValueError(str(exc)) from exc
+    return build
 
 
 def connect() -> None:

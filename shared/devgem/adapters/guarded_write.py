@@ -34,7 +34,7 @@ class Decision(Generic[T]):
 def apply(
     db: firestore.Client,
     ref: firestore.DocumentReference,
-    decide: Callable[[firestore.DocumentSnapshot], Decision[T]],
+    decide: Callable[[firestore.DocumentSnapshot[firestore.DocumentReference]], Decision[T]],
     on_already_done: T | None = None,
 ) -> T:
     for _ in range(ATTEMPTS):

@@ -20,7 +20,7 @@ from devgem.domain.errors import Conflict, NotFound
 Doc = dict[str, Any]
 
 
-def owned(snapshot: firestore.DocumentSnapshot, tenant_id: str, what: str) -> Doc:
+def owned(snapshot: firestore.DocumentSnapshot[firestore.DocumentReference], tenant_id: str, what: str) -> Doc:
     data = snapshot.to_dict() if snapshot.exists else None
     if not data or data.get("tenantId") != tenant_id:
         raise NotFound(f"{what} {snapshot.id} not found")
