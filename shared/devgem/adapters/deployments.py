@@ -40,7 +40,7 @@ class FirestoreDeployments:
     ) -> T:
         db = self._db()
 
-        def decide_batch(snapshot: firestore.DocumentSnapshot[firestore.DocumentReference]) -> guarded_write.Decision[T]:
+        def decide_batch(snapshot: guarded_write.Snapshot) -> guarded_write.Decision[T]:
             deployment = _from_snapshot(snapshot)
             decision = decide(deployment)
             change = decision.change
@@ -67,6 +67,6 @@ class FirestoreDeployments:
         return [d for d in (_from_snapshot(s) for s in query.stream()) if d is not None]
 
 
-def _from_snapshot(snapshot: firestore.DocumentSnapshot[firestore.DocumentReference]) -> Deployment | None:
+def _from_snapshot(snapshot: guarded_write.Snapshot) -> Deployment | None:
     data = snapshot.to_dict() if snapshot.exists else None
     return Deployment.from_doc(snapshot.id, data) if data else None

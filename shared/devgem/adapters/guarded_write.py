@@ -19,6 +19,7 @@ from google.cloud import firestore
 from devgem.domain.errors import RetryLater
 
 T = TypeVar("T")
+Snapshot = firestore.DocumentSnapshot[firestore.DocumentReference]
 ATTEMPTS = 10
 
 
@@ -34,7 +35,7 @@ class Decision(Generic[T]):
 def apply(
     db: firestore.Client,
     ref: firestore.DocumentReference,
-    decide: Callable[[firestore.DocumentSnapshot[firestore.DocumentReference]], Decision[T]],
+    decide: Callable[[Snapshot], Decision[T]],
     on_already_done: T | None = None,
 ) -> T:
     for _ in range(ATTEMPTS):

@@ -15,12 +15,13 @@ from google.cloud import firestore
 
 from devgem import clock
 from devgem.adapters.collections import APPS, DEPLOYMENTS, REJECTED_EVENTS, SERVICE_NAMES
+from devgem.adapters.guarded_write import Snapshot
 from devgem.domain.errors import Conflict, NotFound
 
 Doc = dict[str, Any]
 
 
-def owned(snapshot: firestore.DocumentSnapshot[firestore.DocumentReference], tenant_id: str, what: str) -> Doc:
+def owned(snapshot: Snapshot, tenant_id: str, what: str) -> Doc:
     data = snapshot.to_dict() if snapshot.exists else None
     if not data or data.get("tenantId") != tenant_id:
         raise NotFound(f"{what} {snapshot.id} not found")
