@@ -17,11 +17,18 @@ from devgem.adapters.firestore_client import client
 from devgem.adapters.store import FirestoreApps
 from devgem.config import settings
 from devgem.logs.tail import FirestoreFailingTail
+from devgem.usecases.connect_app import ConnectApp
 from devgem.usecases.follow_build import FollowBuild
 from devgem.usecases.request_deploy import RequestDeploy
 from devgem.usecases.start_build import StartBuild
 
 log = logging.getLogger(__name__)
+
+
+@lru_cache(maxsize=1)
+def connect_app() -> ConnectApp:
+    s = settings()
+    return ConnectApp(FirestoreApps(client), s.public_url_template, s.allow_local_repos)
 
 
 @lru_cache(maxsize=1)

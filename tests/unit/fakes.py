@@ -20,7 +20,7 @@ from devgem.adapters.cloud_build import BuildRequest, deployment_tag
 from devgem.adapters.cloud_run import Rollout, Serving
 from devgem.adapters.pubsub import PubSubMessage
 from devgem.domain.deployment import Decision, Deployment, Status
-from devgem.domain.errors import NotFound
+from devgem.domain.errors import Conflict, NotFound
 
 T = TypeVar("T")
 START = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -207,12 +207,22 @@ class FakePublisher(FailOnce):
 @dataclass
 class FakeApps:
     apps: dict[str, dict[str, Any]] = field(default_factory=dict)
+    service_names: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     def get(self, tenant_id: str, app_id: str) -> dict[str, Any]:
         app = self.apps.get(app_id)
         if app is None or app["tenantId"] != tenant_id:
             raise NotFound(f"app {app_id} not found")
         return {**app, "id": app_id}
+
+    def create(self, app_id: str, app: dict[str, Any]) -> None:
+        assert app_id not in self.apps, "create must not overwrite"
+        self.apps[app_id] = app
+
+    def reserve_service_name(self, name: str, tenant_id: str, app_id: str) -> None:
+        if name in self.service_names:
+            raise Conflict(f"service name {name} is taken")
+        self.service_names[name] = (tenant_id, app_id)
 
 
 def deployment(status: Status = Status.QUEUED, **overrides: Any) -> Deployment:

@@ -54,6 +54,12 @@ class FirestoreApps:
     def get(self, tenant_id: str, app_id: str) -> Doc:
         return get_app(self._db(), tenant_id, app_id)
 
+    def create(self, app_id: str, app: Doc) -> None:
+        app_ref(self._db(), app_id).create(app)
+
+    def reserve_service_name(self, name: str, tenant_id: str, app_id: str) -> None:
+        reserve_service_name(self._db(), name, tenant_id, app_id)
+
 
 def list_apps(db: firestore.Client, tenant_id: str, limit: int = 100) -> list[Doc]:
     query = db.collection(APPS).where(filter=firestore.FieldFilter("tenantId", "==", tenant_id))

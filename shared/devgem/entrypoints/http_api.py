@@ -29,7 +29,7 @@ Handler = Callable[..., tuple[Any, int]]
 
 
 def _create_app(who: Identity, body: dict[str, Any]) -> tuple[Any, int]:
-    return connect_app.create_app(who, body), 201
+    return bootstrap.connect_app().connect(who, body), 201
 
 
 def _list_apps(who: Identity, body: dict[str, Any]) -> tuple[Any, int]:

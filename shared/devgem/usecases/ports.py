@@ -41,6 +41,12 @@ class Apps(Protocol):
         """The app as stored, with its id; another tenant's app is NotFound, like an absent one."""
         ...
 
+    def create(self, app_id: str, app: dict[str, Any]) -> None: ...
+
+    def reserve_service_name(self, name: str, tenant_id: str, app_id: str) -> None:
+        """Create-if-absent across every tenant; Conflict if the name is taken."""
+        ...
+
 
 class Builds(Protocol):
     """Cloud Build: the build fetches the source from git itself; builds are found again by tag."""
