@@ -2,7 +2,7 @@
 
 The real path: the revision's process -> localcloud (its Log Router) -> the Pub/Sub emulator ->
 the log_entry worker pulling `log-entry-pull` (functions/workers.py) -> the Firestore emulator -> a
-Firestore listener in this process (devgem.log_follow, what the CLI uses). Latency is from the app
+Firestore listener in this process (devgem.logs.follow, what the CLI uses). Latency is from the app
 writing a line (its own clock, the same machine) to the listener seeing it. `lost` counts lines never
 stored; `dup` counts lines stored more than once (before the reader's own insertId check);
 `writes_per_line` is chunk documents per line.

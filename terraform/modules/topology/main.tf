@@ -38,7 +38,7 @@ locals {
   # a worker acks within ~100 ms of committing, extends the lease of what it is
   # still writing, and nacks what it cannot commit, so the deadline only matters
   # when an instance dies holding messages. log_entry holds at most 256 MiB of
-  # pulled entries (devgem.pull_worker), hence its 1 GiB.
+  # pulled entries (devgem.entrypoints.pull_worker), hence its 1 GiB.
   # Optional: `instances` (the pool's fixed instance count, default 1; 0 pauses
   # it), `cpu` (default "1"), `memory` (default "512Mi").
   workers = {
