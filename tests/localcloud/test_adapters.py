@@ -1,4 +1,4 @@
-"""Devgem's own production adapters (shared/devgem/cloud_build.py, cloud_run.py), unchanged, against localcloud."""
+"""Devgem's own production adapters (devgem.adapters.cloud_build, cloud_run), unchanged, against localcloud."""
 
 from __future__ import annotations
 
@@ -8,11 +8,9 @@ from typing import Any
 
 import pytest
 
+from devgem import config
+from devgem.adapters import cloud_build, cloud_run
 from tests.localcloud.conftest import PROJECT, PYTHON_APP, REGION, Server, wait_build
-
-cloud_build = pytest.importorskip("devgem.cloud_build")
-cloud_run = pytest.importorskip("devgem.cloud_run")
-config = pytest.importorskip("devgem.config")
 
 
 def _clear_caches() -> None:
