@@ -1,4 +1,4 @@
-"""Devgem's own production adapters (devgem.adapters.cloud_build and cloud_run), unchanged, against localcloud."""
+"""Devgem's own production adapters (devgem.adapters.cloud_build, cloud_run), unchanged, against localcloud."""
 
 from __future__ import annotations
 

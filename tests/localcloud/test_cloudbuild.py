@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import time
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -179,9 +178,23 @@ def test_get_list_and_not_found(cb: cloudbuild_v1.CloudBuildClient, make_repo: C
         list(cb.list_builds(request={"parent": parent, "filter": "color=red"}))
 
 
-def _group_alive(pattern: str) -> bool:
-    out = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True)
-    return bool(out.stdout.strip())
+def _build_processes(server: Server, build_id: str) -> list[int]:
+    """Processes working inside this build's own directories (npm, its postinstall's sleep), and no one else's.
+
+    The checkout is in builds/ID, the app is built (npm install runs) in images/ID.
+    """
+    workspaces = [str((server.workdir / kind / build_id).resolve()) for kind in ("builds", "images")]
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cwd = os.readlink(entry / "cwd")  # "<path> (deleted)" once the checkout is removed
+        except OSError:  # gone meanwhile, a zombie, or not ours to inspect
+            continue
+        if any(cwd.split(" (deleted)")[0] == w or cwd.startswith(w + "/") for w in workspaces):
+            pids.append(int(entry.name))
+    return pids
 
 
 def test_cancel_running_build_kills_it(
@@ -196,12 +209,11 @@ def test_cancel_running_build_kills_it(
         return "sleep 30" in requests.get(f"{server.api_url}/localcloud/builds/{build_id}/log", timeout=5).text
 
     wait_for(sleeping, 30, "npm's postinstall")
-    started = time.monotonic()
+    wait_for(lambda: _build_processes(server, build_id), 10, "the build's processes in its directories")
     cancelled = cb.cancel_build(request={"name": name, "project_id": PROJECT, "id": build_id})
     assert cancelled.status.name == "CANCELLED"
-    assert time.monotonic() - started < 10
     assert cb.get_build(request={"name": name}).status.name == "CANCELLED"
-    assert not _group_alive(f"{build_id}.*npm|sleep 30")
+    assert _build_processes(server, build_id) == []
     needs_pubsub.builds.wait(
         lambda m: m.attributes.get("buildId") == build_id and m.attributes["status"] == "CANCELLED"
     )
@@ -226,7 +238,12 @@ def test_builds_beyond_the_pool_stay_queued(tmp_path: Path, make_repo: Callable[
         first = create_build(client, str(repo), IMAGE + "-q1").metadata.build.id
         second = create_build(client, str(repo), IMAGE + "-q2").metadata.build.id
         wait_for(lambda: client.get_build(project_id=PROJECT, id=first).status.name == "WORKING", 10, "first")
-        time.sleep(0.3)
+        # The first build is well into its steps (so the second has long asked for the only slot).
+        wait_for(
+            lambda: "sleep 30" in requests.get(f"{srv.api_url}/localcloud/builds/{first}/log", timeout=5).text,
+            30,
+            "the first build's postinstall",
+        )
         assert client.get_build(project_id=PROJECT, id=second).status.name == "QUEUED"
         queued = client.cancel_build(project_id=PROJECT, id=second)
         assert queued.status.name == "CANCELLED"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 
 import pytest
 
@@ -15,17 +14,20 @@ def test_missing_topic_is_a_warning(needs_pubsub: PubSub, caplog: pytest.LogCapt
     publisher = Publisher(PROJECT, needs_pubsub.host)
     publisher.start()
     with caplog.at_level(logging.WARNING, logger="localcloud.pubsub"):
-        started = time.monotonic()
         for i in range(1000):
             publisher.publish("no-such-topic", b"x%d" % i, {"k": "v"})
-        assert time.monotonic() - started < 1
         publisher.close()
     warnings = [r.getMessage() for r in caplog.records if "no-such-topic does not exist" in r.getMessage()]
     assert len(warnings) == 1  # rate-limited, not one per message
 
 
-def test_disabled_without_emulator() -> None:
-    publisher = Publisher(PROJECT, "")
-    publisher.start()
-    publisher.publish("cloud-builds", b"{}")
-    publisher.close()
+def test_disabled_without_emulator(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="localcloud.pubsub"):
+        publisher = Publisher(PROJECT, "")
+        publisher.start()
+        publisher.publish("cloud-builds", b"{}")
+        publisher.close()
+    # One warning says nothing is published; publishing itself neither raised nor complained.
+    assert [r.getMessage() for r in caplog.records] == [
+        "PUBSUB_EMULATOR_HOST is not set: nothing will be published to Pub/Sub"
+    ]

@@ -13,9 +13,9 @@ from google.cloud.devtools import cloudbuild_v1
 
 from localcloud import buildpacks
 from localcloud.build_filter import compile_filter
-from localcloud.builder import find_pack_step, resolve_inside
 from localcloud.failure import BuildFailure
 from localcloud.logs import MAX_ENTRY, LineSplitter, LogSink, log_name, make_entry, revision_resource, rfc3339
+from localcloud.pack_step import find_pack_step, resolve_inside
 from localcloud.router import pick, service_of_host
 
 RFC3339_NANOS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$")
