@@ -9,8 +9,8 @@ STAMP := $(VENV)/.installed
 
 help:
 	@echo "make run          start the platform locally and deploy the example app (Ctrl-C stops it)"
-	@echo "make test         lint, type-check and run every test (unit, integration, end-to-end)"
-	@echo "make unit         only the unit tests (no servers)"
+	@echo "make test         lint, type-check, then every test, fastest first (unit, integration, localcloud, e2e), and coverage"
+	@echo "make unit         only the unit tests (no Java, no servers; a few seconds)"
 	@echo "make bench        both benchmarks below"
 	@echo "make bench-spine  the deploy spine (20 deploys; p50/p99 per hop)"
 	@echo "make bench-logs   live logs at 100, 1,000 and 3,000 lines/s (latency, loss, duplicates, writes)"
@@ -41,10 +41,26 @@ typecheck: $(STAMP)
 	$(VENV)/bin/mypy shared/devgem cli/devgem_cli functions devstack localcloud bench tests scripts
 
 unit: $(STAMP)
-	$(PY) -m pytest -q tests/unit
+	$(PY) -m pytest tests/unit
+
+# Test stages, fastest first: unit (no servers), then every directory under tests/ that is not named
+# here (so a new one runs too), then e2e, the whole platform. tests/infra runs in check-infra.
+NOT_STAGES := unit e2e infra fixtures __pycache__
+TEST_STAGES := unit $(sort $(filter-out $(NOT_STAGES),$(patsubst tests/%/,%,$(wildcard tests/*/)))) e2e
+COVERAGE_DATA := .pytest_cache/coverage
 
 test: prereqs lint typecheck check-infra
-	$(PY) -m pytest -q tests --ignore=tests/infra
+	@mkdir -p $(dir $(COVERAGE_DATA)) && rm -f $(COVERAGE_DATA)
+	@failed=""; \
+	for stage in $(TEST_STAGES); do \
+	  echo; echo "==> tests/$$stage"; \
+	  $(PY) -m pytest tests/$$stage --cov --cov-append --cov-report=; status=$$?; \
+	  if [ $$status -eq 5 ]; then echo "make test: tests/$$stage collected no tests" >&2; fi; \
+	  if [ $$status -ne 0 ]; then failed="$$failed $$stage"; fi; \
+	done; \
+	echo; echo "==> line coverage of shared/devgem, cli, functions, localcloud, devstack (code run in the pytest processes)"; \
+	$(PY) -m coverage report | grep -E '^(Name|TOTAL)'; \
+	if [ -n "$$failed" ]; then echo "make test: failed:$$failed" >&2; exit 1; fi
 
 bench: bench-spine bench-logs
 

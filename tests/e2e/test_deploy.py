@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import requests
@@ -19,6 +18,7 @@ from devstack import example_repos, watch
 from devstack.api_client import Api
 from devstack.stack import Stack
 from tests.fixtures import apps
+from tests.waiting import wait_for
 
 
 def _through_router(stack: Stack, url: str) -> requests.Response:
@@ -45,12 +45,9 @@ def _revisions(service: str) -> list[str]:
 
 
 def _wait_for_log(stack: Stack, function: str, text: str, count: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if stack.children[function].log_path.read_text(errors="replace").count(text) >= count:
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"{function} did not log {text!r} {count} times:\n{stack.children[function].tail()}")
+    log = stack.children[function].log_path
+    logged = lambda: log.read_text(errors="replace").count(text) >= count  # noqa: E731
+    wait_for(logged, f"{function} to log {text!r} {count} times", timeout)
 
 
 def test_the_example_app_goes_live_and_answers_through_the_router(stack: Stack, api: Api, repos: Path) -> None:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from devgem.logs.follow import LogFollower, floor_before
 from devgem.logs.writer import REJECTIONS
 from devstack.api_client import Api
 from devstack.stack import Stack
+from tests.waiting import wait_for
 
 DEVGEM = Path(sys.executable).parent / "devgem"
 REVISION_SUFFIX = "-0123456789ab"
@@ -57,13 +59,28 @@ def stored_lines(app_id: str) -> list[dict[str, Any]]:
     return [line for snap in logs_ref(client(), app_id).stream() for line in lines_of(snap.to_dict() or {})]
 
 
-def wait_for(check: Callable[[], bool], timeout: float = 30, what: str = "the condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+STOPPED = re.compile(r"stopped: (\d+) acked, (\d+) nacked")  # pull_worker.serve's last line
+
+
+def restart_log_worker(stack: Stack, kill: bool = False) -> tuple[int, int] | None:
+    """Restart the log_entry worker; return the stopped instance's (acked, nacked), None after SIGKILL.
+
+    A worker stopped with SIGTERM settles all it holds before it reports, so its count is proof of
+    what Pub/Sub will and will not deliver again."""
+    stopped = stack.children["log_entry"]
+    stack.restart_worker("log_entry", kill=kill)
+    if kill:
+        return None
+    found = STOPPED.search(stopped.output())
+    assert found, f"the stopped worker did not report its count:\n{stopped.tail()}"
+    return int(found[1]), int(found[2])
+
+
+@pytest.fixture()
+def log_worker(stack: Stack) -> Iterator[Stack]:
+    """A fresh log_entry worker, so the count it reports when stopped covers this test alone."""
+    restart_log_worker(stack)
+    yield stack
 
 
 def rejection_counts() -> dict[str, int]:
@@ -115,17 +132,19 @@ def test_the_api_checks_who_asks_and_what(stack: Stack, api: Api, app: dict[str,
         assert response.status_code == 400, params
 
 
-def test_a_line_delivered_three_times_is_stored_once(api: Api, app: dict[str, Any]) -> None:
+def test_a_line_delivered_three_times_is_stored_once(log_worker: Stack, app: dict[str, Any]) -> None:
     line = entry(app["serviceName"], "dup-1", "only once")
     for _ in range(3):  # a publisher retry gets a new messageId; the insertId stays
         publish(line)
     publish(entry(app["serviceName"], "dup-2", "after"))
-    wait_for(lambda: {x["insertId"] for x in stored_lines(app["id"])} == {"dup-1", "dup-2"}, what="both lines")
-    time.sleep(1.0)
+    wait_for(lambda: {x["insertId"] for x in stored_lines(app["id"])} == {"dup-1", "dup-2"}, "both lines")
+    assert restart_log_worker(log_worker) == (4, 0)  # every copy handled and acked: none is on its way
     assert sorted(x["insertId"] for x in stored_lines(app["id"])) == ["dup-1", "dup-2"]
 
 
-def test_bad_entries_are_acknowledged_and_counted_and_the_worker_carries_on(stack: Stack, app: dict[str, Any]) -> None:
+def test_bad_entries_are_acknowledged_and_counted_and_the_worker_carries_on(
+    log_worker: Stack, app: dict[str, Any]
+) -> None:
     before = rejection_counts()
     publish(b"this is not json")
     publish({"insertId": "no-resource", "textPayload": "hello"})
@@ -138,10 +157,10 @@ def test_bad_entries_are_acknowledged_and_counted_and_the_worker_carries_on(stac
         now = rejection_counts()
         return {reason: now.get(reason, 0) - before.get(reason, 0) for reason in expected}
 
-    wait_for(lambda: grown() == expected, what=f"rejections {expected}")
+    wait_for(lambda: grown() == expected, f"rejections {expected}")
     publish(entry(app["serviceName"], "good-after-bad", "still here"))
-    wait_for(lambda: any(x["insertId"] == "good-after-bad" for x in stored_lines(app["id"])), what="the good line")
-    time.sleep(2.5)  # a nacked message would be redelivered within this and counted again
+    wait_for(lambda: any(x["insertId"] == "good-after-bad" for x in stored_lines(app["id"])), "the good line")
+    assert restart_log_worker(log_worker) == (6, 0)  # all acknowledged: none comes back to be counted again
     assert grown() == expected
     query = client().collection(collections.REJECTED_EVENTS).where(filter=FieldFilter("source", "==", "log_entry"))
     reasons = {str((s.to_dict() or {}).get("reason", "")).split(" ")[0] for s in query.stream()}
@@ -150,22 +169,25 @@ def test_bad_entries_are_acknowledged_and_counted_and_the_worker_carries_on(stac
 
 def stream_through_a_restart(stack: Stack, app: dict[str, Any], kill: bool, within: float) -> list[str]:
     """Publish 600 lines at ~200/s, restart the worker as soon as the first are stored, and return the
-    insertIds stored once every line is (failing if that takes longer than `within` after the last)."""
+    insertIds stored once every line is (failing if that takes longer than `within` after the last)
+    and both instances have settled all they were given."""
     total = 600  # published throughout the restart, so Pulls return lines while it stops
 
     def stream() -> None:
         for i in range(total):
             publish(entry(app["serviceName"], f"s-{i}", f"line {i}"))
-            time.sleep(0.005)
+            time.sleep(0.005)  # the scenario: lines keep coming while the worker restarts
 
     writer = threading.Thread(target=stream)
     writer.start()
-    wait_for(lambda: len(stored_lines(app["id"])) > 0, what="the first lines")
-    stack.restart_worker("log_entry", kill=kill)
+    wait_for(lambda: len(stored_lines(app["id"])) > 0, "the first lines")
+    first = restart_log_worker(stack, kill=kill)
     writer.join(60)
     every = lambda: len({x["insertId"] for x in stored_lines(app["id"])}) == total  # noqa: E731
-    wait_for(every, timeout=within, what=f"every line within {within:.0f} s")
-    time.sleep(1.0)
+    wait_for(every, f"every line within {within:.0f} s", timeout=within)
+    if first is not None:  # SIGTERM: both instances' counts say every message was settled, once
+        second = restart_log_worker(stack)
+        assert second is not None and second[1] == 0 and first[0] + second[0] >= total, (first, second)
     return [x["insertId"] for x in stored_lines(app["id"])]
 
 
@@ -193,11 +215,12 @@ def test_escapes_and_invalid_utf8_are_stored_safely_and_line_text_is_never_logge
     publish(
         raw.replace(b"PLACEHOLDER", b"\\u001b[31mDB_PASSWORD=hunter2\\u001b[0m \xff\xfe \\ud800 \\u001b]0;t\\u0007end")
     )
-    wait_for(lambda: any(x["insertId"] == "unsafe" for x in stored_lines(app["id"])), what="the unsafe line")
+    wait_for(lambda: any(x["insertId"] == "unsafe" for x in stored_lines(app["id"])), "the unsafe line")
     (line,) = [x for x in stored_lines(app["id"]) if x["insertId"] == "unsafe"]
     assert line["text"] == "DB_PASSWORD=hunter2 \ufffd\ufffd \ufffd end"
+    unmanaged = rejection_counts().get("unmanaged-service", 0)
     publish(entry("not-ours-either", "secret-bad", "DB_PASSWORD=hunter2"))
-    time.sleep(1.5)
+    wait_for(lambda: rejection_counts().get("unmanaged-service", 0) > unmanaged, "the foreign line's rejection")
     assert "hunter2" not in stack.children["log_entry"].log_path.read_text(errors="replace")
 
 
@@ -205,7 +228,7 @@ def test_the_cli_prints_history_and_follows(stack: Stack, api: Api, app: dict[st
     service = app["serviceName"]
     publish(entry(service, "c-1", "boot", "INFO"))
     publish(entry(service, "c-2", "disk almost full", "WARNING"))
-    wait_for(lambda: len(stored_lines(app["id"])) == 2, what="two lines")
+    wait_for(lambda: len(stored_lines(app["id"])) == 2, "two lines")
     env = {
         **os.environ,
         "DEVGEM_API_URL": stack.api_url,
@@ -267,6 +290,8 @@ def test_a_follower_catches_up_when_more_chunks_arrive_at_once_than_its_window_h
     got: list[str] = []
     ids = ChunkIds("gap")
     floor = floor_before(ids.next())
+    first = LogLine("g-ready", clock.now(), "INFO", "listening", "run", "stdout")
+    (ready,) = chunk_docs(Target(api.tenant, app["id"], None), [first], clock.now(), ids)  # older than the rest
     batch = db.batch()
     for n in range(12):  # twelve chunks in one commit: one snapshot, four times the window
         target = Target(api.tenant, app["id"], f"{n:012x}")
@@ -276,8 +301,9 @@ def test_a_follower_catches_up_when_more_chunks_arrive_at_once_than_its_window_h
     with LogFollower(
         db, api.tenant, app["id"], lambda lines: got.extend(x["text"] for x in lines), after=floor, window=3
     ) as follower:
-        time.sleep(1.0)
+        logs_ref(db, app["id"]).document(ready[0]).create(ready[1])
+        wait_for(lambda: got == ["listening"], "the listener to see a first chunk")
         batch.commit()
-        wait_for(lambda: len(got) == 12, what="twelve lines")
-    assert got == [f"line {n}" for n in range(12)]
+        wait_for(lambda: len(got) == 13, "twelve more lines")
+    assert got == ["listening", *[f"line {n}" for n in range(12)]]
     assert follower.gap_fills >= 1

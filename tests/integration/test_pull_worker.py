@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 
 import pytest
@@ -14,6 +14,7 @@ from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
 
 from devgem.entrypoints.pull_worker import PullWorker
 from devstack.stack import PROJECT, Stack
+from tests.waiting import wait_for
 
 
 class Subscription:
@@ -50,6 +51,30 @@ class Subscription:
                     request={"subscription": self.path, "ack_ids": [m.ack_id for m in r.received_messages]}
                 )
         return sorted(got)
+
+    def pull_some(self, most: int) -> list[str]:
+        """One Pull (waiting up to 2 s), held and not acked; returns the ack ids."""
+        try:
+            r = self.subscriber.pull(request={"subscription": self.path, "max_messages": most}, timeout=2, retry=None)
+        except DeadlineExceeded:
+            return []
+        return [m.ack_id for m in r.received_messages]
+
+    def take(self, count: int, what: str) -> list[str]:
+        """Pull and hold `count` messages: proof that no one else holds them."""
+        ack_ids: list[str] = []
+
+        def enough() -> bool:
+            ack_ids.extend(self.pull_some(count - len(ack_ids)))
+            return len(ack_ids) >= count
+
+        wait_for(enough, what)
+        return ack_ids
+
+    def give_back(self, ack_ids: list[str]) -> None:
+        self.subscriber.modify_ack_deadline(
+            request={"subscription": self.path, "ack_ids": ack_ids, "ack_deadline_seconds": 0}
+        )
 
 
 @pytest.fixture()
@@ -91,13 +116,6 @@ def running(worker: PullWorker) -> threading.Thread:
     return t
 
 
-def wait_for(check: Callable[[], bool], timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-
-
 def test_settled_messages_are_acked_and_failed_ones_come_back_at_once(sub: Subscription) -> None:
     seen: list[str] = []
     lock = threading.Lock()
@@ -115,8 +133,8 @@ def test_settled_messages_are_acked_and_failed_ones_come_back_at_once(sub: Subsc
     worker = PullWorker(sub.path, handle)
     thread = running(worker)
     sub.publish("a", "b", "flaky", "c")
-    wait_for(lambda: seen.count("flaky") == 2)  # nacked, redelivered well before the 60 s deadline
-    wait_for(lambda: worker.acked == 4)
+    wait_for(lambda: seen.count("flaky") == 2, "the nacked message, redelivered well before the 60 s deadline")
+    wait_for(lambda: worker.acked == 4, "four acks")
     worker.stop.set()
     thread.join(20)
     assert worker.nacked == 1
@@ -136,7 +154,7 @@ def test_a_handler_that_raises_nacks_its_whole_batch(sub: Subscription) -> None:
     worker = PullWorker(sub.path, handle)
     sub.publish("x", "y")
     thread = running(worker)
-    wait_for(lambda: worker.acked == 2)
+    wait_for(lambda: worker.acked == 2, "two acks")
     worker.stop.set()
     thread.join(20)
     assert worker.nacked == sum(calls[:1]) and sub.left() == []
@@ -147,7 +165,7 @@ def test_stopping_nacks_what_is_still_unsettled_so_it_is_not_held_until_the_dead
     worker = PullWorker(sub.path, gate, drain_timeout=0.5)
     thread = running(worker)
     sub.publish("held-1", "held-2")
-    wait_for(lambda: len(gate.held) == 2)
+    wait_for(lambda: len(gate.held) == 2, "both messages held")
     worker.stop.set()
     thread.join(20)
     assert worker.nacked == 2 and worker.acked == 0
@@ -159,11 +177,13 @@ def test_it_holds_at_most_max_outstanding_unsettled_messages(sub: Subscription) 
     worker = PullWorker(sub.path, gate, max_outstanding=5, max_messages=3)
     sub.publish(*[f"m{i}" for i in range(12)])
     thread = running(worker)
-    wait_for(lambda: len(gate.held) == 5)
-    time.sleep(0.5)
-    assert len(gate.held) == 5  # flow control: no more pulled while five are unsettled
+    wait_for(lambda: len(gate.held) == 5, "five messages held")
+    # The other seven are still there to be pulled, so the worker did not take them: flow control.
+    ours = sub.take(7, "the seven messages the worker must leave while five are unsettled")
+    assert len(gate.held) == 5
+    sub.give_back(ours)
     gate.release()
-    wait_for(lambda: worker.acked == 12)
+    wait_for(lambda: worker.acked == 12, "all twelve acked")
     worker.stop.set()
     thread.join(20)
     assert sub.left() == []
@@ -174,11 +194,20 @@ def test_large_messages_make_pulls_smaller_so_memory_stays_bounded(sub: Subscrip
     worker = PullWorker(sub.path, gate, max_outstanding_bytes=1024 * 1024)
     sub.publish(*[f"{i:03d}" + "x" * 100 * 1024 for i in range(30)])  # 30 x 100 KiB
     thread = running(worker)
-    wait_for(lambda: len(gate.held) > 0)
-    time.sleep(1.0)
+    wait_for(lambda: len(gate.held) > 0, "the first messages held")
+    # Take what the worker leaves: once the worker holds all it may, the rest are ours to pull.
+    ours: list[str] = []
+
+    def all_held() -> bool:
+        if len(ours) + len(gate.held) < 30:
+            ours.extend(sub.pull_some(30))
+        return len(ours) + len(gate.held) == 30
+
+    wait_for(all_held, "all thirty held, by the worker or by the test")
     assert 0 < len(gate.held) <= 10  # at most 1 MiB held, though each Pull may ask for 1,000
+    sub.give_back(ours)
     gate.release()
-    wait_for(lambda: worker.acked == 30)
+    wait_for(lambda: worker.acked == 30, "all thirty acked")
     worker.stop.set()
     thread.join(20)
     assert sub.left() == []
@@ -187,6 +216,8 @@ def test_large_messages_make_pulls_smaller_so_memory_stays_bounded(sub: Subscrip
 def test_what_it_holds_stays_leased_past_the_ack_deadline(stack: Stack) -> None:
     """A commit slower than the subscription's 10 s deadline is not redelivered meanwhile."""
     sub = Subscription(ack_deadline=10)
+    twin = sub.subscriber.subscription_path(PROJECT, sub.path.rsplit("/", 1)[1] + "-unleased")
+    sub.subscriber.create_subscription(name=twin, topic=sub.topic, ack_deadline_seconds=12)
     calls: list[str] = []
     slow: Future[str] = Future()
 
@@ -198,12 +229,25 @@ def test_what_it_holds_stays_leased_past_the_ack_deadline(stack: Stack) -> None:
     thread = running(worker)
     try:
         sub.publish("slow")
-        wait_for(lambda: calls == ["slow"])
-        time.sleep(13)
+        wait_for(lambda: calls == ["slow"], "the message handed to the handler")
+        # The same message on a twin subscription, pulled after ours and never leased, comes back once
+        # its 12 s deadline passes: ours (10 s) would have been redelivered before that had the worker
+        # not kept it leased.
+        wait_for(lambda: unleased_came_back(sub.subscriber, twin), "the twin's copy")
+        wait_for(lambda: unleased_came_back(sub.subscriber, twin), "the twin's redelivery", timeout=60)
         assert calls == ["slow"], "redelivered while still held"
         slow.set_result("ok")
-        wait_for(lambda: worker.acked == 1)
+        wait_for(lambda: worker.acked == 1, "the ack once the slow commit ends")
     finally:
         worker.stop.set()
         thread.join(20)
+        sub.subscriber.delete_subscription(subscription=twin)
         sub.delete()
+
+
+def unleased_came_back(subscriber: SubscriberClient, subscription: str) -> bool:
+    try:
+        r = subscriber.pull(request={"subscription": subscription, "max_messages": 1}, timeout=2, retry=None)
+    except DeadlineExceeded:
+        return False
+    return bool(r.received_messages)

@@ -83,7 +83,7 @@ def test_concurrent_misses_share_one_lookup() -> None:
 
     def slow(name: str) -> Target:
         calls.append(name)
-        time.sleep(0.1)
+        time.sleep(0.1)  # the scenario: a slow lookup, so the other threads miss while it runs
         return Target("t1", "app000000001", None)
 
     router = LineRouter(slow, slow)

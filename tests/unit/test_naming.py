@@ -13,7 +13,9 @@ def test_service_names_are_valid_cloud_run_names() -> None:
 
 
 def test_service_names_are_stable_per_tenant_and_app() -> None:
-    assert naming.service_name("shop", "t1", "a1") == naming.service_name("shop", "t1", "a1")
+    """Pinned: the name is reserved and routed, so a change here would orphan every existing service."""
+    assert naming.service_name("shop", "t1", "a1") == "shop-xjyzlemd"
+    assert naming.service_name("shop", "t1", "a2") == "shop-vppxbxat"
 
 
 def test_same_app_name_in_two_tenants_gives_two_services() -> None:

@@ -24,11 +24,13 @@ def _entry_points() -> dict[str, str]:
 
 
 def test_main_exports_exactly_the_declared_functions() -> None:
+    assert topology.FUNCTIONS, "an empty topology would make every check here pass"
     assert set(_entry_points()) == {f.name for f in topology.FUNCTIONS}
 
 
 def test_http_and_event_kinds_match_the_declaration() -> None:
     kinds = _entry_points()
+    assert {"http", "cloud_event"} <= set(kinds.values())
     for f in topology.FUNCTIONS:
         assert kinds[f.name] == ("cloud_event" if f.trigger_topic else "http"), f.name
 
@@ -39,11 +41,12 @@ def test_workers_py_exports_exactly_the_declared_workers() -> None:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     ENTRY_POINTS = module.ENTRY_POINTS
-    assert set(ENTRY_POINTS) == {w.name for w in topology.WORKERS}
+    assert ENTRY_POINTS and set(ENTRY_POINTS) == {w.name for w in topology.WORKERS}
     assert all(ENTRY_POINTS[name].__name__ == name for name in ENTRY_POINTS)
 
 
 def test_every_consumed_topic_is_a_declared_topic() -> None:
+    assert list(topology.event_functions()) and topology.WORKERS
     for f in topology.event_functions():
         assert f.trigger_topic in topology.TOPICS
     for w in topology.WORKERS:
@@ -52,6 +55,7 @@ def test_every_consumed_topic_is_a_declared_topic() -> None:
 
 def test_a_worker_is_redelivered_soon_after_it_dies() -> None:
     """Messages a dead worker held come back after the ack deadline; Pub/Sub allows 10..600 s."""
+    assert topology.WORKERS
     for w in topology.WORKERS:
         assert 10 <= w.ack_deadline_seconds <= 60
 
@@ -59,5 +63,5 @@ def test_a_worker_is_redelivered_soon_after_it_dies() -> None:
 def test_every_consumer_has_its_own_subscription_and_dead_letter_topic() -> None:
     subs = [f.subscription for f in topology.event_functions()] + [w.subscription for w in topology.WORKERS]
     dlts = list(topology.dead_letter_topics())
-    assert len(set(subs)) == len(subs) == len(dlts) == len(set(dlts))
+    assert subs and len(set(subs)) == len(subs) == len(dlts) == len(set(dlts))
     assert not set(dlts) & set(topology.TOPICS)
