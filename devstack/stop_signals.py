@@ -60,6 +60,7 @@ class StopSignals:
                 signal.signal(sig, handler)
 
     def shield(self) -> None:
+        """From here on a signal only takes note: the stop that follows must run to its end."""
         self._shielded = True
 
     @staticmethod
@@ -71,11 +72,10 @@ class StopSignals:
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if signum == signal.SIGHUP:
             self._leave_terminal()
-        if self.received is not None or self._shielded:
-            self.received = self.received or signal.Signals(signum)
-            return
-        self.received = signal.Signals(signum)
-        raise StopRequested(signum)
+        first = self.received is None
+        self.received = self.received or signal.Signals(signum)
+        if first and not self._shielded:
+            raise StopRequested(signum)
 
     def _leave_terminal(self) -> None:
         """A hung-up terminal fails every write (EIO), and a failed print must not cut the stop short:

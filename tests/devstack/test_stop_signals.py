@@ -17,6 +17,8 @@ from devgem import topology
 from devstack.processes import wait_until
 from devstack.stack import REPO
 
+pytestmark = pytest.mark.e2e
+
 # Starts devstack the way a non-interactive shell starts a background job: SIGINT ignored, across exec.
 IGNORING_SIGINT = (
     "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
