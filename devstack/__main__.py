@@ -2,7 +2,8 @@
 
 It starts every server, signs in as a local tenant, connects examples/hello-python (as a local git
 repository) through the api, deploys it, prints each state as Firestore reports it, then fetches the
-URL through the router. It keeps running until Ctrl-C and then stops everything it started.
+URL through the router. It keeps running until Ctrl-C, SIGTERM or a closed terminal (SIGHUP), then
+stops everything it started, saving Firestore's data first.
 """
 
 from __future__ import annotations
@@ -12,9 +13,7 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -30,6 +29,7 @@ from devstack.api_client import Api
 from devstack.emulators import MissingPrerequisite
 from devstack.processes import port_is_free
 from devstack.stack import PROJECT, REPO, Ports, Stack
+from devstack.stop_signals import StopRequested, StopSignals
 
 TENANT = "local-tenant"
 USER = "dev-user"
@@ -42,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--state-dir", type=Path, default=REPO / ".devgem")
     run.add_argument("--example", default="hello-python")
     run.add_argument("--router-port", type=int, default=int(os.environ.get("DEVGEM_ROUTER_PORT", "8080")))
+    run.add_argument("--free-ports", action="store_true", help="any free ports (tests, or beside another run)")
     run.add_argument("--exit-after-deploy", action="store_true", help="stop once the example is live (for CI)")
     sub.add_parser("check", help="say which prerequisites are missing and how to get them")
     args = parser.parse_args(argv)
@@ -64,7 +65,7 @@ def _check() -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    ports = Ports.fixed(router=args.router_port)
+    ports = Ports.free() if args.free_ports else Ports.fixed(router=args.router_port)
     busy = [
         p
         for p in (ports.firestore, ports.pubsub, ports.cloud_api, ports.router, *ports.functions.values())
@@ -78,23 +79,28 @@ def _run(args: argparse.Namespace) -> int:
         )
         return 2
     stack = Stack(args.state_dir, ports=ports, persist_firestore=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    print("Starting the Devgem platform locally (logs in .devgem/logs/):", flush=True)
-    started = time.monotonic()
-    stack.start(progress=True)
-    try:
-        print(f"Platform up in {time.monotonic() - started:.1f} s.\n", flush=True)
-        _write_cli_config(stack)
-        ok = _deploy_example(stack, args.example)
-        if args.exit_after_deploy or not ok:
-            return 0 if ok else 1
-        print("\nDevgem is running. Press Ctrl-C to stop every process it started.", flush=True)
-        with contextlib.suppress(KeyboardInterrupt):
-            stop.wait()
-        print("\nStopping...", flush=True)
-    finally:
-        stack.stop()
+    signals = StopSignals(hangup_log=stack.log_dir / "devstack.log")
+    running = False
+    with signals.installed():
+        try:
+            print("Starting the Devgem platform locally (logs in .devgem/logs/):", flush=True)
+            started = time.monotonic()
+            stack.start(progress=True)
+            print(f"Platform up in {time.monotonic() - started:.1f} s.\n", flush=True)
+            _write_cli_config(stack)
+            ok = _deploy_example(stack, args.example)
+            if args.exit_after_deploy or not ok:
+                return 0 if ok else 1
+            print("\nDevgem is running. Press Ctrl-C to stop every process it started.", flush=True)
+            running = True
+            signals.wait()
+        except StopRequested as stop:
+            with contextlib.suppress(OSError):  # a terminal that has gone away
+                print(f"\n{stop.signal.name}: stopping...", flush=True)
+            return 0 if running else 128 + stop.signal
+        finally:
+            signals.shield()
+            stack.stop()
     return 0
 
 

@@ -113,7 +113,10 @@ class Stack:
     # -- lifecycle -----------------------------------------------------------------------------
 
     def start(self, progress: bool = False) -> Stack:
-        say = (lambda m: print(f"  {m}", flush=True)) if progress else (lambda m: None)
+        def say(message: str) -> None:
+            if progress:
+                print(f"  {message}", flush=True)
+
         self.state_dir.mkdir(parents=True, exist_ok=True)
         env = self.child_env()
         data_dir = self.firestore_data_dir if self.persist_firestore else None

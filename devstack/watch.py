@@ -59,6 +59,7 @@ def follow_deployment(
                     latest["timedOut"] = True
                 break
     finally:
-        watch.unsubscribe()
+        unsubscribe: Callable[[], None] = watch.unsubscribe  # google-cloud-firestore leaves it untyped
+        unsubscribe()
     with lock:
         return dict(latest)
