@@ -20,7 +20,6 @@ def keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setenv("DEVGEM_DEV_AUTH_CERT", str(cert))
     monkeypatch.setenv("DEVGEM_PROJECT", "proj-a")
     settings.cache_clear()
-    monkeypatch.setattr(auth, "_certs", auth._CertCache())
     yield key
     settings.cache_clear()
 
@@ -74,3 +73,33 @@ def test_a_tampered_tenant_claim_breaks_the_signature(keys: Path) -> None:
     forged_payload = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
     with pytest.raises(Unauthenticated):
         auth.verify(f"Bearer {header}.{forged_payload}.{signature}")
+
+
+def test_the_401_names_what_a_user_can_really_do(keys: Path) -> None:
+    with pytest.raises(Unauthenticated) as caught:
+        auth.verify(None)
+    assert "devgem login" not in str(caught.value)
+    assert "DEVGEM_TOKEN" in str(caught.value) and ".devgem/cli.json" in str(caught.value)
+
+
+def test_firebase_mode_verifies_with_google_auth_then_checks_the_same_claims(
+    keys: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DEVGEM_AUTH_MODE", "firebase")
+    settings.cache_clear()
+    calls: list[tuple[str, object]] = []
+    claims = {"iss": auth.issuer("proj-a"), "aud": "proj-a", "sub": "ana", "devgem_tenant": "tenant-1"}
+
+    def verify_firebase_token(token: str, request: object, audience: object = None, **_: object) -> dict[str, str]:
+        calls.append((token, audience))
+        return dict(claims)
+
+    monkeypatch.setattr(auth.id_token, "verify_firebase_token", verify_firebase_token)
+    assert auth.verify("Bearer t0k") == auth.Identity("tenant-1", "ana")
+    assert calls == [("t0k", "proj-a")]
+    del claims["devgem_tenant"]
+    with pytest.raises(Unauthenticated, match="devgem_tenant"):
+        auth.verify("Bearer t0k")
+    claims.update(devgem_tenant="tenant-1", iss=auth.issuer("proj-b"))
+    with pytest.raises(Unauthenticated, match="another project"):
+        auth.verify("Bearer t0k")
