@@ -27,12 +27,24 @@ from devgem.domain.errors import Unauthenticated
 TENANT_CLAIM = "devgem_tenant"
 CLOCK_SKEW_SECONDS = 10
 SIGN_IN_HINT = (
-    "sign in to the web console to get an ID token; for local use `make run` writes one to "
-    ".devgem/cli.json, and the devgem CLI sends the one in DEVGEM_TOKEN"
+    "sign in to the web console to get one; for local use `make run` writes a token to .devgem/cli.json, "
+    "and the devgem CLI also takes one from DEVGEM_TOKEN"
 )
 
-# One session for the process, so certificate fetches reuse their connection.
-_session = requests.Session()
+
+def _certs_session() -> requests.Session:
+    """One session for the process. With CacheControl installed, Google's certificates are cached
+    as long as its Cache-Control says (hours); without it each verification fetches them again."""
+    session = requests.Session()
+    try:
+        from cachecontrol import CacheControl  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return session
+    cached: requests.Session = CacheControl(session)
+    return cached
+
+
+_session = _certs_session()
 
 
 @dataclass(frozen=True)
