@@ -62,4 +62,5 @@ def mint(key_path: Path, project: str, tenant_id: str, user_id: str, lifetime_se
         "exp": now + lifetime_seconds,
         TENANT_CLAIM: tenant_id,
     }
-    return jwt.encode(signer, payload).decode()
+    token: bytes = jwt.encode(signer, payload)
+    return token.decode()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from datetime import UTC, datetime
 
 import pytest
@@ -80,17 +79,28 @@ def test_a_transient_failure_is_not_cached() -> None:
 
 def test_concurrent_misses_share_one_lookup() -> None:
     calls: list[str] = []
+    looking_up, release = threading.Event(), threading.Event()
+    all_asking = threading.Event()
+    asking = threading.Barrier(20, action=all_asking.set)
 
     def slow(name: str) -> Target:
         calls.append(name)
-        time.sleep(0.1)  # the scenario: a slow lookup, so the other threads miss while it runs
+        looking_up.set()
+        assert release.wait(timeout=5)  # held in flight while the other threads ask
         return Target("t1", "app000000001", None)
 
     router = LineRouter(slow, slow)
     results: list[Target] = []
-    threads = [threading.Thread(target=lambda: results.append(router.route(run_line("shop")))) for _ in range(20)]
+
+    def ask() -> None:
+        asking.wait(timeout=5)
+        results.append(router.route(run_line("shop")))
+
+    threads = [threading.Thread(target=ask) for _ in range(20)]
     for t in threads:
         t.start()
+    assert all_asking.wait(timeout=5) and looking_up.wait(timeout=5)
+    release.set()
     for t in threads:
-        t.join(2)
+        t.join(5)
     assert len(results) == 20 and calls == ["shop"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,14 +28,25 @@ def line(n: int, text: str = "hello") -> LogLine:
 
 
 class Recorder:
-    def __init__(self, delay: float = 0.0, fail: int = 0) -> None:
+    """Stands in for Firestore's commit; `hold` keeps commits waiting until `release`."""
+
+    def __init__(self, fail: int = 0) -> None:
         self.commits: list[list[tuple[Any, dict[str, Any]]]] = []
-        self.delay = delay
         self.fail = fail
         self.lock = threading.Lock()
+        self.entered = threading.Event()
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def hold(self) -> None:
+        self.gate.clear()
+
+    def release(self) -> None:
+        self.gate.set()
 
     def __call__(self, writes: list[tuple[Any, dict[str, Any]]]) -> None:
-        time.sleep(self.delay)
+        self.entered.set()
+        assert self.gate.wait(timeout=5), "a test held a commit and never released it"
         with self.lock:
             if self.fail:
                 self.fail -= 1
@@ -47,29 +57,57 @@ class Recorder:
         return [entry["insertId"] for c in self.commits for _, doc in c for entry in json.loads(doc["lines"])]
 
 
+class ManualClock:
+    """The writer's monotonic clock, moved by the test: the cadence then depends on no real time."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 @pytest.fixture()
 def recorder() -> Recorder:
     return Recorder()
 
 
 @pytest.fixture()
-def writer(recorder: Recorder) -> Iterator[LogWriter]:
-    yield LogWriter(lambda: DB, commit=recorder, max_wait=0.1, counter_interval=3600)
+def writers() -> Iterator[list[LogWriter]]:
+    """Writers a test creates; each is closed after it, so no flusher thread outlives its test."""
+    before = set(threading.enumerate())
+    made: list[LogWriter] = []
+    yield made
+    for w in made:
+        w.close()
+    assert not _writer_threads() - before
+
+
+def _writer_threads() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name.startswith(("log-writer", "log-commit")) and t.is_alive()}
+
+
+@pytest.fixture()
+def writer(recorder: Recorder, writers: list[LogWriter]) -> LogWriter:
+    writers.append(LogWriter(lambda: DB, commit=recorder, max_wait=0.1, counter_interval=3600))
+    return writers[-1]
 
 
 def written(writer: LogWriter, target: Target, n: int) -> str:
     return writer.submit(target, line(n)).result(timeout=5)
 
 
-def test_a_lone_line_is_committed_at_once_and_only_then_settled(recorder: Recorder) -> None:
-    writer = LogWriter(lambda: DB, commit=recorder, max_wait=2.0, counter_interval=3600)
-    recorder.delay = 0.05
-    started = time.monotonic()
+def test_a_lone_line_is_committed_at_once_and_only_then_settled(recorder: Recorder, writers: list[LogWriter]) -> None:
+    # The cadence is an hour: only the trickle rule (nobody else could join) can commit the line.
+    writer = LogWriter(lambda: DB, commit=recorder, max_wait=3600, counter_interval=3600)
+    writers.append(writer)
+    recorder.hold()
     future = writer.submit(APP, line(1))
     assert not future.done()  # submitting never waits for Firestore
+    assert recorder.entered.wait(timeout=5)  # the commit started without waiting for the cadence
+    assert not future.done()  # and the line is not settled before its commit returns
+    recorder.release()
     assert future.result(timeout=5) == "written"
-    elapsed = time.monotonic() - started
-    assert 0.05 <= elapsed < 1.0  # the commit, and no cadence wait: nobody else could have joined
     assert recorder.lines() == ["i-1"]
     (ref, doc), *_ = recorder.commits[0]
     assert ref.path.startswith("apps/app000000001/logs/")
@@ -86,31 +124,55 @@ def test_a_batch_shares_one_commit(writer: LogWriter, recorder: Recorder) -> Non
     assert sorted(recorder.lines()) == sorted(f"i-{i}" for i in range(50))
 
 
-def test_a_busy_writer_waits_for_the_cadence_to_batch_more(writer: LogWriter, recorder: Recorder) -> None:
+def test_a_busy_writer_waits_for_the_cadence_to_batch_more(recorder: Recorder, writers: list[LogWriter]) -> None:
+    clock = ManualClock()
+    writer = LogWriter(lambda: DB, commit=recorder, max_wait=0.1, counter_interval=3600, monotonic=clock)
+    writers.append(writer)
     late = writer.arrive()  # another batch is still being routed: waiting may take its lines too
-    started = time.monotonic()
     first = writer.submit(APP, line(1))
-    time.sleep(0.03)
+    clock.now += 0.03  # less than the cadence
     second = writer.submit(APP, line(2))
+    assert not first.done() and not recorder.entered.is_set()
     late.leave()
-    assert first.result(timeout=2) == second.result(timeout=2) == "written"
-    assert len(recorder.commits) == 1  # both in one commit
-    assert time.monotonic() - started < 0.2
+    clock.now += 0.01  # quiet for longer than `quiet`, still within the cadence: nobody else can join
+    assert first.result(timeout=5) == second.result(timeout=5) == "written"
+    assert len(recorder.commits) == 1  # both in one commit, before the cadence was due
 
 
-def test_the_cadence_bounds_the_wait(writer: LogWriter, recorder: Recorder) -> None:
+def test_the_cadence_bounds_the_wait(recorder: Recorder, writers: list[LogWriter]) -> None:
+    clock = ManualClock()
+    writer = LogWriter(lambda: DB, commit=recorder, max_wait=0.1, counter_interval=3600, monotonic=clock)
+    writers.append(writer)
     stuck = writer.arrive()  # a batch that never hands over its lines (a slow lookup, say)
-    started = time.monotonic()
-    written(writer, APP, 1)
-    assert 0.09 <= time.monotonic() - started < 1.0
+    futures = [writer.submit(APP, line(i)) for i in range(30)]  # more than a trickle
+    clock.now += 0.05
+    assert not recorder.entered.is_set()
+    clock.now += 0.5  # the oldest line has waited longer than max_wait
+    assert [f.result(timeout=5) for f in futures] == ["written"] * 30
+    assert len(recorder.commits) == 1 and stuck.active  # one commit, while the stuck batch still is
     stuck.leave()
+
+
+def test_under_load_each_cadence_tick_is_one_commit(recorder: Recorder, writers: list[LogWriter]) -> None:
+    clock = ManualClock()
+    writer = LogWriter(lambda: DB, commit=recorder, max_wait=0.1, counter_interval=3600, monotonic=clock)
+    writers.append(writer)
+    busy = writer.arrive()  # batches keep arriving
+    for tick in range(5):
+        futures = [writer.submit(APP, line(tick * 100 + i)) for i in range(100)]
+        clock.now += 0.2  # past the cadence
+        assert [f.result(timeout=5) for f in futures] == ["written"] * 100
+        assert writer.stats.commits == tick + 1
+    busy.leave()
+    assert writer.stats.lines == 500 and writer.stats.chunks == 5
 
 
 def test_duplicates_by_insert_id_settle_without_a_write(writer: LogWriter, recorder: Recorder) -> None:
     assert written(writer, APP, 1) == "written"
     assert written(writer, APP, 1) == "duplicate"
-    recorder.delay = 0.1
+    recorder.hold()
     both = [writer.submit(APP, line(2)), writer.submit(APP, line(2))]
+    recorder.release()
     assert [f.result(timeout=2) for f in both] == ["written", "duplicate"]  # the second shares the commit
     assert recorder.lines() == ["i-1", "i-2"]
     assert writer.stats.duplicates == 2
@@ -126,6 +188,20 @@ def test_a_failed_commit_fails_its_futures_so_pubsub_redelivers(writer: LogWrite
             f.result(timeout=2)
     assert written(writer, APP, 1) == "written"  # the redelivery is not taken for a duplicate
     assert recorder.lines() == ["i-1"]
+
+
+def test_close_commits_what_is_pending_and_stops_the_threads(recorder: Recorder) -> None:
+    before = _writer_threads()
+    writer = LogWriter(lambda: DB, commit=recorder, max_wait=3600, counter_interval=3600)
+    stuck = writer.arrive()  # nothing would commit these lines before the hour-long cadence
+    futures = [writer.submit(APP, line(i)) for i in range(30)]
+    writer.close()
+    assert [f.result(timeout=0) for f in futures] == ["written"] * 30
+    assert not _writer_threads() - before
+    with pytest.raises(RetryLater):
+        writer.submit(APP, line(99)).result(timeout=0)  # a closed writer takes nothing more
+    writer.close()  # idempotent
+    stuck.leave()
 
 
 def test_lines_of_several_apps_go_to_their_own_chunks(writer: LogWriter, recorder: Recorder) -> None:

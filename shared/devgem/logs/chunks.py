@@ -49,7 +49,8 @@ class Target:
 
 
 def logs_ref(db: firestore.Client, app_id: str) -> firestore.CollectionReference:
-    return db.collection("apps").document(app_id).collection(LOGS)
+    logs: firestore.CollectionReference = db.collection("apps").document(app_id).collection(LOGS)
+    return logs
 
 
 def id_floor(at: datetime) -> str:

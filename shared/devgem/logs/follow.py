@@ -91,12 +91,16 @@ class Reorder:
 
 
 class _IdOrderedQuery(firestore.Query):
-    """The client's listener re-sorts the documents it holds on every change with a comparator that
-    builds a protobuf per comparison, and that does not know an explicit order on the document id.
-    These queries are ordered by document id only, so comparing paths gives the same order."""
+    """The client's listener re-sorts the documents it holds on every change with the query's
+    `_comparator`, which builds a protobuf per comparison and does not know an explicit order on
+    the document id. There is no public way to give a listener its order, so this one private
+    override (checked with google-cloud-firestore 2.34.1, where Watch.for_query passes
+    `query._comparator` to the watch) does it. These queries read one collection ordered by document
+    id only, so comparing the ids (public `DocumentReference.id`) gives the same order."""
 
     def _comparator(self, doc1: Any, doc2: Any) -> int:
-        a, b = doc1.reference._path, doc2.reference._path
+        a: str = doc1.reference.id
+        b: str = doc2.reference.id
         return (a > b) - (a < b)
 
 
@@ -165,7 +169,7 @@ class LogFollower:
             if not self._stopped.is_set():
                 self._watch = watch
                 return
-        watch.unsubscribe()
+        watch.unsubscribe()  # type: ignore[no-untyped-call,unused-ignore]  # google-cloud-firestore's Watch is untyped
 
     def _supervise(self) -> None:
         """A listen stream the server ends (the emulator sometimes cancels one) is not retried by the
