@@ -29,9 +29,9 @@ from typing import Any
 
 from google.cloud import firestore
 
+from devgem.adapters.collections import APPS, LOGS
 from devgem.logs.entries import SEVERITY_RANK, LogLine
 
-LOGS = "logs"  # subcollection of apps/{app}
 RETENTION = timedelta(days=30)  # a TTL policy on expireAt deletes chunks after this
 MAX_CHUNK_BYTES = 700 * 1024  # below Firestore's 1 MiB document limit, with room for field names
 MAX_CHUNK_LINES = 5000
@@ -49,7 +49,7 @@ class Target:
 
 
 def logs_ref(db: firestore.Client, app_id: str) -> firestore.CollectionReference:
-    logs: firestore.CollectionReference = db.collection("apps").document(app_id).collection(LOGS)
+    logs: firestore.CollectionReference = db.collection(APPS).document(app_id).collection(LOGS)
     return logs
 
 

@@ -11,8 +11,9 @@ from datetime import datetime
 from google.cloud import firestore
 
 from devgem.adapters import store
+from devgem.adapters.collections import LOG_REJECTIONS
 
-REJECTIONS = "logRejections"
+REJECTIONS = LOG_REJECTIONS
 SAMPLE_BYTES = 10_000
 
 Counts = dict[str, int]
