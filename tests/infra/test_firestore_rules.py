@@ -12,13 +12,14 @@ import os
 import shutil
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+
+from tests.waiting import wait_for
 
 RULES = Path(__file__).resolve().parents[2] / "terraform" / "firestore.rules"
 JAR_CANDIDATES = [
@@ -62,16 +63,13 @@ def base() -> Iterator[str]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if requests.get(f"http://127.0.0.1:{port}/", timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                pytest.fail("the Firestore emulator did not start")
-            time.sleep(0.1)
+
+        def started() -> bool:
+            if proc.poll() is not None:
+                pytest.fail("the Firestore emulator exited while starting")
+            return requests.get(f"http://127.0.0.1:{port}/", timeout=1).status_code == 200
+
+        wait_for(started, "the Firestore emulator to start", 30)
         yield f"http://127.0.0.1:{port}/v1/projects/{PROJECT}/databases/(default)/documents"
     finally:
         proc.terminate()

@@ -17,7 +17,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +30,7 @@ from google.cloud import run_v2
 from google.cloud.devtools import cloudbuild_v1
 
 from localcloud.config import command
+from tests import waiting
 
 REPO = Path(__file__).resolve().parents[2]
 PROJECT = "lc-test"
@@ -45,14 +45,9 @@ def free_port() -> int:
         return port
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
+    """tests.waiting.wait_for, in the argument order these tests were written with."""
+    return waiting.wait_for(predicate, what, timeout)
 
 
 # ---- Pub/Sub emulator ------------------------------------------------------------------------
@@ -117,7 +112,7 @@ def pubsub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PubSub | None]:
             except requests.RequestException:
                 return False
 
-        wait_for(up, 60, "the Pub/Sub emulator", 0.2)
+        wait_for(up, 60, "the Pub/Sub emulator")
         from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
 
         publisher = PublisherClient()
@@ -365,7 +360,7 @@ def wait_build(cb: cloudbuild_v1.CloudBuildClient, build_id: str, timeout: float
         b = cb.get_build(request={"name": name})
         return b if b.status.name in TERMINAL else None
 
-    return wait_for(done, timeout, f"build {build_id}", 0.1)
+    return wait_for(done, timeout, f"build {build_id}")
 
 
 def run_build(cb: cloudbuild_v1.CloudBuildClient, url: str, image: str, **kwargs: Any) -> Any:
