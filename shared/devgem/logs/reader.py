@@ -2,7 +2,7 @@
 
 The api serves this to the web app and the CLI; build_finished uses it for a failed build's tail.
 Every query is scoped to one tenant (tenantId ==), as the security rules require of a client query.
-A cursor is a chunk id: a reader that follows with a listener starts just before it (see log_follow).
+A cursor is a chunk id: a reader that follows with a listener starts just before it (see devgem.logs.follow).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 The log_entry worker pulls a batch of entries and hands it here; every entry gets a Future that the
 worker waits on before acking, so a line is acked only once it is durably in Firestore (the
-instance's LogWriter commits all pending lines together, see log_writer). A duplicate by insertId
+instance's LogWriter commits all pending lines together, see devgem.logs.writer). A duplicate by insertId
 settles without a write. A bad entry (not JSON, no resource, over 256 KiB, a service or build Devgem
 does not manage) is counted and settles at once: acked, never retried. A transient failure
 (Firestore or the Cloud Build API unavailable) fails its future: the message is nacked and redelivered.
