@@ -19,7 +19,7 @@ def firestore_client(config: Config) -> Any:
     project = config.project or "devgem-local"
     if config.firestore_emulator_host:
         os.environ["FIRESTORE_EMULATOR_HOST"] = config.firestore_emulator_host
-        return firestore.Client(project=project, credentials=AnonymousCredentials())  # type: ignore[no-untyped-call,unused-ignore]
+        return firestore.Client(project=project, credentials=AnonymousCredentials())
 
     return firestore.Client(project=project, credentials=_IdToken(config.token))
 
@@ -29,7 +29,7 @@ class _IdToken(Credentials):
     security rules to it, so the CLI reads exactly what the web app may read."""
 
     def __init__(self, token: str) -> None:
-        super().__init__()  # type: ignore[no-untyped-call,unused-ignore]
+        super().__init__()  # type: ignore[no-untyped-call]  # the base class leaves __init__ unannotated
         self.token = token
 
     def refresh(self, request: Any) -> None:

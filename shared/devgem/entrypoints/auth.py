@@ -67,13 +67,11 @@ def _verified_claims(token: str, project: str) -> dict[str, Any]:
     """The token's claims once its signature, expiry and audience check out."""
     s = settings()
     if s.auth_mode == "firebase":
-        claims = id_token.verify_firebase_token(  # type: ignore[no-untyped-call,unused-ignore]  # google-auth is untyped
+        claims = id_token.verify_firebase_token(
             token, Request(session=_session), audience=project, clock_skew_in_seconds=CLOCK_SKEW_SECONDS
         )
     elif s.auth_mode == "dev":
-        claims = jwt.decode(  # type: ignore[no-untyped-call,unused-ignore]  # google-auth is untyped
-            token, certs=_dev_certs(), audience=project, clock_skew_in_seconds=CLOCK_SKEW_SECONDS
-        )
+        claims = jwt.decode(token, certs=_dev_certs(), audience=project, clock_skew_in_seconds=CLOCK_SKEW_SECONDS)
     else:
         raise Unauthenticated(f"unknown DEVGEM_AUTH_MODE {s.auth_mode!r}: use firebase or dev")
     if not isinstance(claims, dict):

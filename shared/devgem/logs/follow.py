@@ -169,7 +169,7 @@ class LogFollower:
             if not self._stopped.is_set():
                 self._watch = watch
                 return
-        watch.unsubscribe()  # type: ignore[no-untyped-call,unused-ignore]  # google-cloud-firestore's Watch is untyped
+        watch.unsubscribe()
 
     def _supervise(self) -> None:
         """A listen stream the server ends (the emulator sometimes cancels one) is not retried by the
