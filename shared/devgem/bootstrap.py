@@ -52,11 +52,13 @@ def follow_build() -> FollowBuild:
     s = settings()
     return FollowBuild(
         deployments=FirestoreDeployments(client),
+        builds=cloud_build,
         services=cloud_run,
         probe=probe,
         failing_tail=FirestoreFailingTail(client),
         public_url_template=s.public_url_template,
         probe_timeout_seconds=s.probe_timeout_seconds,
+        project=s.project,
     )
 
 

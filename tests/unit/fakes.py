@@ -16,14 +16,15 @@ from typing import Any, TypeVar
 from google.api_core import exceptions as gexc
 from google.cloud.devtools import cloudbuild_v1
 
-from devgem.adapters.cloud_build import BuildRequest, deployment_tag
+from devgem.adapters.cloud_build import BuildRequest, deployment_tag, parse_build
 from devgem.adapters.cloud_run import Rollout, Serving
 from devgem.adapters.pubsub import PubSubMessage
-from devgem.domain.deployment import Decision, Deployment, Status
+from devgem.domain.deployment import TERMINAL, Decision, Deployment, Status
 from devgem.domain.errors import Conflict, NotFound
 
 T = TypeVar("T")
 START = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+PROJECT = "devgem-test"
 
 
 class Crash(Exception):
@@ -109,24 +110,32 @@ class InMemoryDeployments(FailOnce):
             if d.tenant_id == tenant_id and d.app_id == app_id and d.status in (Status.QUEUED, Status.BUILDING)
         ]
 
-
-_FIELD_OF = {
-    "status": "status",
-    "image": "image",
-    "buildId": "build_id",
-    "buildStatus": "build_status",
-    "buildClaimedAt": "build_claimed_at",
-    "revision": "revision",
-    "url": "url",
-    "error": "error",
-}
+    def unfinished(self) -> list[Deployment]:
+        return [d for d in self.docs.values() if d.status not in TERMINAL]
 
 
 def _apply(d: Deployment, fields: dict[str, Any]) -> Deployment:
-    known = {_FIELD_OF[k]: v for k, v in fields.items() if k in _FIELD_OF}
-    if "status" in known:
-        known["status"] = Status(known["status"])
-    return replace(d, **known)
+    """The deployment as Firestore would hold it after an update (dotted keys set nested fields)."""
+    doc = d.to_doc() | {"stageTimes": {}}
+    doc.update({k: v for k, v in _doc_of(d).items() if v is not None})
+    for key, value in fields.items():
+        if "." in key:
+            outer, inner = key.split(".", 1)
+            doc.setdefault(outer, {})[inner] = value
+        else:
+            doc[key] = value
+    return Deployment.from_doc(d.id, doc)
+
+
+def _doc_of(d: Deployment) -> dict[str, Any]:
+    """The fields from_doc reads that to_doc (a new deployment's document) leaves out."""
+    stage_times = {d.status.value: d.entered_at} if d.entered_at else {}
+    return {
+        "buildClaimedAt": d.build_claimed_at,
+        "redrivenAt": d.redriven_at,
+        "updatedAt": d.updated_at,
+        "stageTimes": stage_times or None,
+    }
 
 
 @dataclass
@@ -135,6 +144,7 @@ class FakeBuilds(FailOnce):
     cancelled: list[str] = field(default_factory=list)
     by_tag: dict[str, str] = field(default_factory=dict)
     crash_after_submit: bool = False  # the build exists, but the caller dies before hearing its id
+    builds: dict[str, cloudbuild_v1.Build] = field(default_factory=dict)  # what Cloud Build says of each
 
     def __post_init__(self) -> None:
         FailOnce.__init__(self)
@@ -144,6 +154,12 @@ class FakeBuilds(FailOnce):
         build_id = f"build-{len(self.submitted) + 1}"
         self.submitted.append(request)
         self.by_tag[deployment_tag(request.deployment_id)] = build_id
+        self.builds[build_id] = cloudbuild_v1.Build(
+            id=build_id,
+            project_id=PROJECT,
+            status=cloudbuild_v1.Build.Status.QUEUED,
+            tags=["devgem", deployment_tag(request.deployment_id)],
+        )
         if self.crash_after_submit:
             self.crash_after_submit = False
             raise Crash("died after submitting")
@@ -151,6 +167,18 @@ class FakeBuilds(FailOnce):
 
     def find_build_for(self, deployment_id: str) -> str | None:
         return self.by_tag.get(deployment_tag(deployment_id))
+
+    def get(self, build_id: str) -> cloudbuild_v1.Build | None:
+        self._maybe_fail("get")
+        return self.builds.get(build_id)
+
+    def now_in(self, message: PubSubMessage) -> None:
+        """Cloud Build is in the state the message reports (it published it just now)."""
+        try:
+            build = parse_build(message.data)
+        except ValueError:
+            return  # not a build at all: Cloud Build has nothing to say about it
+        self.builds[build.id] = build
 
     def cancel(self, build_id: str) -> None:
         self._maybe_fail("cancel")
@@ -258,6 +286,7 @@ def build_status(
     """The Build resource Cloud Build publishes to cloud-builds on a status change."""
     build = cloudbuild_v1.Build(
         id=build_id,
+        project_id=PROJECT,
         status=getattr(cloudbuild_v1.Build.Status, status),
         tags=["devgem", deployment_tag(deployment_id)] if deployment_id else ["someone-else"],
         status_detail=detail,

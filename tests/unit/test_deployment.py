@@ -1,5 +1,6 @@
 """The deployment state machine: every decision from every state (devgem.domain.deployment)."""
 
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -27,7 +28,7 @@ from devgem.domain.deployment import (
     decide_superseded,
     existing,
 )
-from devgem.domain.errors import InvalidEvent, RetryLater
+from devgem.domain.errors import InvalidEvent
 from tests.unit.fakes import START, deployment
 
 
@@ -120,10 +121,10 @@ def test_claim_without_publish_time_is_built() -> None:
     assert decide_claim(_d(Status.QUEUED), NOW, None, AGE, "img").outcome == Claim.CLAIMED
 
 
-def test_claim_held_by_another_delivery_is_retried_later() -> None:
+def test_claim_held_by_another_delivery_is_acked_for_the_watchdog_to_resume() -> None:
     held = _d(Status.BUILDING, build_claimed_at=NOW - CLAIM_LEASE + timedelta(seconds=1))
-    with pytest.raises(RetryLater):
-        decide_claim(held, NOW, NOW, AGE, "img")
+    decision = decide_claim(held, NOW, NOW, AGE, "img")
+    assert decision.outcome == Claim.IN_FLIGHT and decision.change is None
 
 
 def test_claim_whose_lease_ran_out_is_resumed() -> None:
@@ -292,7 +293,8 @@ def test_document_round_trip(status: Status) -> None:
     d = _d(status, requested_by="ana", image="img")
     doc = d.to_doc()
     assert doc["status"] == status.value and doc["stageTimes"] == {status.value: START}
-    assert Deployment.from_doc(d.id, doc) == d
+    # A new deployment was last updated, and entered its state, when it was created.
+    assert Deployment.from_doc(d.id, doc) == replace(d, updated_at=START, entered_at=START)
 
 
 @pytest.mark.parametrize(("current", "target"), [(c, t) for c in ALL for t in ALL])

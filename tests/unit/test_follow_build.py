@@ -13,8 +13,10 @@ from devgem.domain.deployment import BUILD_FAILED, BUILD_IN_PROGRESS, Deployment
 from devgem.domain.errors import InvalidEvent
 from devgem.usecases.follow_build import FollowBuild
 from tests.unit.fakes import (
+    PROJECT,
     START,
     Crash,
+    FakeBuilds,
     FakeClock,
     FakeProbe,
     FakeServices,
@@ -31,6 +33,7 @@ URL = "https://shop-abc123.apps.example.com"
 class World:
     clock: FakeClock = field(default_factory=FakeClock)
     deployments: InMemoryDeployments = field(default_factory=InMemoryDeployments)
+    builds: FakeBuilds = field(default_factory=FakeBuilds)
     services: FakeServices = field(default_factory=FakeServices)
     probe: FakeProbe = field(default_factory=FakeProbe)
     tail: FakeTail = field(default_factory=FakeTail)
@@ -39,11 +42,13 @@ class World:
     def use_case(self) -> FollowBuild:
         return FollowBuild(
             self.deployments,
+            self.builds,
             self.services,
             self.probe,
             self.tail,
             "https://{service}.apps.example.com",
             5.0,
+            PROJECT,
             now=self.clock.now,
         )
 
@@ -52,8 +57,11 @@ class World:
         self.deployments.create(d)
         return d
 
-    def handle(self, message: PubSubMessage) -> str:
+    def handle(self, message: PubSubMessage, *, cloud_build_agrees: bool = True) -> str:
+        """Handle a notification; Cloud Build is in the state it reports unless it is stale or forged."""
         self.clock.advance(1)
+        if cloud_build_agrees:
+            self.builds.now_in(message)
         return self.use_case.handle(message)
 
     def now_status(self, d: Deployment) -> Status:

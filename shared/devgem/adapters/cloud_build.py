@@ -10,13 +10,15 @@ import json
 from dataclasses import dataclass
 from functools import lru_cache
 
+from google.api_core import exceptions as gexc
 from google.cloud.devtools import cloudbuild_v1
 from google.protobuf import json_format
 
 from devgem.adapters.google_clients import client_kwargs
 from devgem.config import settings
+from devgem.domain.deployment import BUILD_TIMEOUT
 
-BUILD_TIMEOUT_SECONDS = 1200
+BUILD_TIMEOUT_SECONDS = int(BUILD_TIMEOUT.total_seconds())
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,19 @@ def find_build_for(deployment_id: str) -> str | None:
     for build in _client().list_builds(request=request):
         return str(build.id)
     return None
+
+
+def get(build_id: str) -> cloudbuild_v1.Build | None:
+    """The build as Cloud Build itself reports it (None if it has no such build): the only account of a
+    build that is trusted, as anyone able to publish could write a message that looks like one."""
+    s = settings()
+    try:
+        build: cloudbuild_v1.Build = _client().get_build(
+            request={"name": f"{_parent()}/builds/{build_id}", "project_id": s.project, "id": build_id}
+        )
+    except gexc.NotFound:
+        return None
+    return build
 
 
 def cancel(build_id: str) -> None:

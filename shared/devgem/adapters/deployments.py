@@ -13,7 +13,7 @@ from google.cloud import firestore
 
 from devgem.adapters import guarded_write, ledger
 from devgem.adapters.collections import APPS, DEPLOYMENTS
-from devgem.domain.deployment import Decision, Deployment, Status
+from devgem.domain.deployment import TERMINAL, Decision, Deployment, Status
 
 T = TypeVar("T")
 
@@ -64,6 +64,12 @@ class FirestoreDeployments:
             .where(filter=firestore.FieldFilter("appId", "==", app_id))
             .where(filter=firestore.FieldFilter("status", "in", [Status.QUEUED.value, Status.BUILDING.value]))
         )
+        return [d for d in (_from_snapshot(s) for s in query.stream()) if d is not None]
+
+
+    def unfinished(self) -> list[Deployment]:
+        unfinished = [s.value for s in Status if s not in TERMINAL]
+        query = self._db().collection(DEPLOYMENTS).where(filter=firestore.FieldFilter("status", "in", unfinished))
         return [d for d in (_from_snapshot(s) for s in query.stream()) if d is not None]
 
 

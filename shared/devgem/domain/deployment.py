@@ -5,7 +5,9 @@ happened, with no I/O: so each transition is unit-tested without Firestore, and 
 carry the decided change out (atomically, guarded against a concurrent writer).
 
 States only move forward, so repeated or reordered events are harmless:
-queued -> building -> deploying -> live, or failed, cancelled, superseded.
+queued -> building -> deploying -> live, or failed, cancelled, superseded. Every state that is not
+final has a deadline (DEADLINES): the watchdog re-drives a step that went quiet and fails a deployment
+that stayed too long, so none is left in between.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
-from devgem.domain.errors import InvalidEvent, RetryLater
+from devgem.domain.errors import InvalidEvent
 
 T = TypeVar("T")
 
@@ -59,6 +61,9 @@ BUILD_SUCCESS = "SUCCESS"
 BUILD_FAILED = frozenset({"FAILURE", "INTERNAL_ERROR", "TIMEOUT", "CANCELLED", "EXPIRED"})
 BUILD_STATUSES = BUILD_IN_PROGRESS | BUILD_FAILED | {BUILD_SUCCESS}
 
+# Cloud Build stops a build that runs longer than this (the build's own timeout, set when submitted).
+BUILD_TIMEOUT = timedelta(seconds=1200)
+
 # A delivery that claimed the deployment holds it this long before another may resume its submit.
 CLAIM_LEASE = timedelta(seconds=30)
 
@@ -85,6 +90,9 @@ class Deployment:
     revision: str | None = None
     url: str | None = None
     error: str | None = None
+    updated_at: datetime | None = None  # the last move or progress
+    entered_at: datetime | None = None  # when it reached its current status
+    redriven_at: datetime | None = None  # when the watchdog last re-drove its step
 
     @classmethod
     def from_doc(cls, deployment_id: str, doc: dict[str, Any]) -> Deployment:
@@ -107,6 +115,9 @@ class Deployment:
             revision=doc.get("revision"),
             url=doc.get("url"),
             error=doc.get("error"),
+            updated_at=doc.get("updatedAt"),
+            entered_at=(doc.get("stageTimes") or {}).get(str(doc.get("status") or Status.QUEUED)),
+            redriven_at=doc.get("redrivenAt"),
         )
 
     def to_doc(self) -> dict[str, Any]:
@@ -154,7 +165,8 @@ class Decision(Generic[T]):
     change: Change | None = None
 
 
-def _moved(status: Status, now: datetime, **fields: Any) -> dict[str, Any]:
+def moved(status: Status, now: datetime, **fields: Any) -> dict[str, Any]:
+    """The fields of a move to `status`; stageTimes keeps when each state was reached, for deadlines."""
     return {"status": status.value, "updatedAt": now, f"stageTimes.{status.value}": now, **fields}
 
 
@@ -162,6 +174,7 @@ class Claim(StrEnum):
     CLAIMED = "claimed"  # this delivery moved it queued -> building: submit the build
     RESUME = "resume"  # an earlier delivery claimed it and stopped before recording a build: find or submit
     DUPLICATE = "duplicate"  # already has a build, or is past building: nothing to do
+    IN_FLIGHT = "in flight"  # another delivery claimed it moments ago; the watchdog resumes it if that one dies
     EXPIRED = "expired"  # the request waited longer than events may live: failed, not built
 
 
@@ -171,13 +184,15 @@ def decide_claim(
     """deploy-requested: claim the deployment before submitting, so two deliveries submit one build."""
     if d.status == Status.QUEUED and published_at is not None and now - published_at > max_age:
         error = "the deploy request expired before it was picked up; deploy again"
-        return Decision(Claim.EXPIRED, Change(_moved(Status.FAILED, now, error=error)))
+        return Decision(Claim.EXPIRED, Change(moved(Status.FAILED, now, error=error)))
     if d.status == Status.QUEUED:
-        return Decision(Claim.CLAIMED, Change(_moved(Status.BUILDING, now, image=image, buildClaimedAt=now)))
+        return Decision(Claim.CLAIMED, Change(moved(Status.BUILDING, now, image=image, buildClaimedAt=now)))
     if d.build_id or not can_move(d.status, Status.DEPLOYING):
         return Decision(Claim.DUPLICATE)
     if d.build_claimed_at and now - d.build_claimed_at < CLAIM_LEASE:
-        raise RetryLater(f"deployment {d.id} is being submitted by another delivery")
+        # Acked, not retried: Pub/Sub's few quick retries would all land inside the lease and end in
+        # the dead-letter topic; the watchdog resumes the claim once the lease has run out.
+        return Decision(Claim.IN_FLIGHT)
     return Decision(Claim.RESUME, Change({"buildClaimedAt": now}))
 
 
@@ -197,7 +212,7 @@ def decide_superseded(d: Deployment, newer_id: str, now: datetime) -> Decision[s
     if not can_move(d.status, Status.SUPERSEDED) or d.status == Status.DEPLOYING:
         return Decision(None)
     error = f"superseded by deployment {newer_id}"
-    return Decision(d.build_id, Change(_moved(Status.SUPERSEDED, now, error=error, supersededBy=newer_id)))
+    return Decision(d.build_id, Change(moved(Status.SUPERSEDED, now, error=error, supersededBy=newer_id)))
 
 
 def decide_progress(d: Deployment, build_id: str, build_status: str, now: datetime) -> Decision[str]:
@@ -208,7 +223,7 @@ def decide_progress(d: Deployment, build_id: str, build_status: str, now: dateti
         return Decision(f"progress: {build_status} (already noted)")
     fields: dict[str, Any] = {"buildStatus": build_status, "buildId": d.build_id or build_id, "updatedAt": now}
     if d.status == Status.QUEUED:
-        fields.update(_moved(Status.BUILDING, now))
+        fields.update(moved(Status.BUILDING, now))
     return Decision(f"progress: {build_status}", Change(fields))
 
 
@@ -216,7 +231,7 @@ def decide_failed(d: Deployment, build_id: str, build_status: str, error: str, n
     """The build failed, or its revision did not start or answer: failed, with why."""
     if not can_move(d.status, Status.FAILED):
         return Decision("ignored: deployment already finished")
-    fields = _moved(Status.FAILED, now, buildStatus=build_status, buildId=d.build_id or build_id, error=error)
+    fields = moved(Status.FAILED, now, buildStatus=build_status, buildId=d.build_id or build_id, error=error)
     return Decision(f"failed: {error}", Change(fields, ledger_key=f"build:{build_id}:{build_status}"))
 
 
@@ -226,7 +241,7 @@ def decide_deploying(d: Deployment, build_id: str, now: datetime) -> Decision[bo
         return Decision(True)  # an earlier attempt stopped mid-rollout; carry on
     if not can_move(d.status, Status.DEPLOYING):
         return Decision(False)
-    fields = _moved(Status.DEPLOYING, now, buildStatus=BUILD_SUCCESS, buildId=d.build_id or build_id)
+    fields = moved(Status.DEPLOYING, now, buildStatus=BUILD_SUCCESS, buildId=d.build_id or build_id)
     return Decision(True, Change(fields))
 
 
@@ -238,7 +253,7 @@ def decide_live(d: Deployment, build_id: str, revision: str, url: str, now: date
     return Decision(
         f"live: {url}",
         Change(
-            _moved(Status.LIVE, now, revision=revision, url=url),
+            moved(Status.LIVE, now, revision=revision, url=url),
             ledger_key=f"build:{build_id}:{BUILD_SUCCESS}",
             app_fields=app_fields,
         ),
@@ -250,7 +265,7 @@ def decide_enqueue_failed(d: Deployment, now: datetime) -> Decision[str]:
     if not can_move(d.status, Status.FAILED):
         return Decision("ignored: deployment already moved")
     error = "could not enqueue the deploy; try again"
-    return Decision("failed: not enqueued", Change(_moved(Status.FAILED, now, error=error)))
+    return Decision("failed: not enqueued", Change(moved(Status.FAILED, now, error=error)))
 
 
 def check_owner(d: Deployment | None, deployment_id: str, tenant_id: str) -> Deployment:

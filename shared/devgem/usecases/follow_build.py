@@ -1,15 +1,21 @@
 """cloud-builds: follow a build's status and, on success, roll the image out and announce the URL.
 
-Cloud Build publishes on every state change, repeats itself and may arrive out of order. The
-deployment only moves forward, so a late WORKING after SUCCESS changes nothing. The rollout is safe to
-run again (the revision is named after the deployment), and the deployment becomes live, in one
-atomic write with its ledger entry, only after the URL answered; a crash anywhere before that is
-repaired by Pub/Sub redelivering SUCCESS.
+Cloud Build publishes on every state change, repeats itself and may arrive out of order; and anyone
+able to publish to the topic could write a message that looks like Cloud Build's. So a message is
+only a hint: the build is read back from the Cloud Build API, and must be the deployment's (its
+`dep-` tag, this project, the build id the deployment recorded) and in the state the message says.
+Anything else is recorded as a rejected event and acknowledged.
+
+The deployment only moves forward, so a late WORKING after SUCCESS changes nothing. The rollout is
+safe to run again (the revision is named after the deployment), and the deployment becomes live, in
+one atomic write with its ledger entry, only after the URL answered; a crash anywhere before that is
+repaired by Pub/Sub redelivering SUCCESS or, once Pub/Sub gave up, by the watchdog.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,42 +31,70 @@ from devgem.domain import deployment as states
 from devgem.domain import naming
 from devgem.domain.deployment import BUILD_FAILED, BUILD_IN_PROGRESS, BUILD_STATUSES, BUILD_SUCCESS, Deployment
 from devgem.domain.errors import InvalidEvent
-from devgem.usecases.ports import Deployments, FailingTail, Services, UrlProbe
+from devgem.usecases.ports import Builds, Deployments, FailingTail, Services, UrlProbe
 
 log = logging.getLogger(__name__)
+
+_BUILD_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")  # Cloud Build ids are UUIDs; nothing else reaches a URL
 
 
 @dataclass(frozen=True)
 class FollowBuild:
     deployments: Deployments
+    builds: Builds
     services: Services
     probe: UrlProbe
     failing_tail: FailingTail
     public_url_template: str  # "{service}" is replaced by the Cloud Run service name
     probe_timeout_seconds: float
+    project: str  # only builds of this project are Devgem's
     now: Callable[[], datetime] = clock.now
 
     def handle(self, message: PubSubMessage) -> str:
         build_id, status = message.attributes.get("buildId"), message.attributes.get("status")
-        if status not in BUILD_STATUSES or not build_id:
+        if status not in BUILD_STATUSES or not build_id or not _BUILD_ID.fullmatch(build_id):
             raise InvalidEvent(
-                f"cloud-builds message has no valid buildId/status attributes ({build_id!r}, {status!r})"
+                f"cloud-builds message has no valid buildId/status attributes ({build_id!r:.80}, {status!r:.40})"
             )
         try:
-            build = cloud_build.parse_build(message.data)
+            told = cloud_build.parse_build(message.data)
         except ValueError as exc:
             raise InvalidEvent(f"cloud-builds message data is not a Build resource: {exc}") from exc
-        deployment_id = cloud_build.deployment_id_from_tags(list(build.tags))
+        deployment_id = cloud_build.deployment_id_from_tags(list(told.tags))
         if deployment_id is None:
             return "ignored: not a Devgem build"
         deployment = self.deployments.get(deployment_id)
         if deployment is None:
             raise InvalidEvent(f"build {build_id} names deployment {deployment_id}, which does not exist")
+        build = self._as_cloud_build_says(build_id, deployment)
+        said = cloudbuild_v1.Build.Status(build.status).name
+        if said != status:  # an old notification, overtaken (or a made-up one): the current one is on its way
+            return f"ignored: the message says {status}, Cloud Build says {said}"
+        return self.apply(deployment, build)
+
+    def _as_cloud_build_says(self, build_id: str, deployment: Deployment) -> cloudbuild_v1.Build:
+        """Act only on what Cloud Build itself says of the build: a message is not proof, since anyone
+        who can publish to the topic could have written it."""
+        build = self.builds.get(build_id)
+        if build is None:
+            raise InvalidEvent(f"Cloud Build has no build {build_id} (the message names deployment {deployment.id})")
+        if build.project_id and build.project_id != self.project:
+            raise InvalidEvent(f"build {build_id} belongs to project {build.project_id}, not {self.project}")
+        if cloud_build.deployment_id_from_tags(list(build.tags)) != deployment.id:
+            raise InvalidEvent(f"build {build_id} is not a build of deployment {deployment.id}")
+        if deployment.build_id and deployment.build_id != build_id:
+            raise InvalidEvent(f"deployment {deployment.id} is built by {deployment.build_id}, not {build_id}")
+        return build
+
+    def apply(self, deployment: Deployment, build: cloudbuild_v1.Build) -> str:
+        """Move the deployment as the build's state says; shared with the watchdog, which asks Cloud
+        Build itself when a notification never came."""
+        build_id, status = str(build.id), cloudbuild_v1.Build.Status(build.status).name
         if status in BUILD_IN_PROGRESS:
-            return self._change(deployment_id, lambda d: states.decide_progress(d, build_id, status, self.now()))
+            return self._change(deployment.id, lambda d: states.decide_progress(d, build_id, status, self.now()))
         if status in BUILD_FAILED:
-            outcome = self._fail(deployment_id, build_id, status, failure_summary(build, deployment))
-            self.failing_tail.keep(deployment_id)  # the build's last 50 lines, once they have arrived
+            outcome = self._fail(deployment.id, build_id, status, failure_summary(build, deployment))
+            self.failing_tail.keep(deployment.id)  # the build's last 50 lines, once they have arrived
             return outcome
         return self._roll_out(deployment, build_id)
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
+from google.cloud.devtools import cloudbuild_v1
+
 from devgem.adapters.cloud_build import BuildRequest
 from devgem.adapters.cloud_run import Rollout, Serving
 from devgem.domain.deployment import Decision, Deployment
@@ -35,6 +37,10 @@ class Deployments(Protocol):
 
     def queued_or_building(self, tenant_id: str, app_id: str) -> list[Deployment]: ...
 
+    def unfinished(self) -> list[Deployment]:
+        """Every tenant's deployments that are not in a final state (for the watchdog)."""
+        ...
+
 
 class Apps(Protocol):
     def get(self, tenant_id: str, app_id: str) -> dict[str, Any]:
@@ -54,6 +60,10 @@ class Builds(Protocol):
     def submit(self, request: BuildRequest) -> str: ...
 
     def find_build_for(self, deployment_id: str) -> str | None: ...
+
+    def get(self, build_id: str) -> cloudbuild_v1.Build | None:
+        """The build as Cloud Build reports it; None if there is no such build."""
+        ...
 
     def cancel(self, build_id: str) -> None: ...
 

@@ -42,11 +42,7 @@ class RequestDeploy:
         )
         self.deployments.create(deployment)
         try:
-            self.publisher.publish(
-                topology.DEPLOY_REQUESTED,
-                {"deploymentId": deployment.id, "tenantId": who.tenant_id, "appId": deployment.app_id},
-                deploymentId=deployment.id,
-            )
+            announce(self.publisher, deployment)
         except Exception as exc:
             # Never leave a deployment queued forever that nobody will pick up.
             self.deployments.change(
@@ -54,6 +50,15 @@ class RequestDeploy:
             )
             raise RetryLater("the deploy could not be enqueued; try again in a moment") from exc
         return deployment
+
+
+def announce(publisher: Publisher, deployment: Deployment) -> None:
+    """Publish deploy-requested; also how the watchdog re-drives a deployment whose request was lost."""
+    publisher.publish(
+        topology.DEPLOY_REQUESTED,
+        {"deploymentId": deployment.id, "tenantId": deployment.tenant_id, "appId": deployment.app_id},
+        deploymentId=deployment.id,
+    )
 
 
 def get_deployment(who: Identity, app_id: str, deployment_id: str) -> store.Doc:
