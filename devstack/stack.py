@@ -18,6 +18,7 @@ from devgem import topology
 from devgem.entrypoints import pull_worker
 from devstack import dev_tokens, emulators, wiring
 from devstack.processes import Child, free_port, http_ok, wait_until
+from devstack.schedules import Scheduler
 from localcloud.config import command as localcloud_command
 
 REPO = Path(__file__).resolve().parent.parent
@@ -59,6 +60,7 @@ class Stack:
     ports: Ports = field(default_factory=Ports.free)
     persist_firestore: bool = False
     children: dict[str, Child] = field(default_factory=dict)
+    scheduler: Scheduler | None = None
 
     @property
     def log_dir(self) -> Path:
@@ -148,6 +150,9 @@ class Stack:
             for worker in topology.WORKERS:
                 self._wait_log(worker.name, pull_worker.STARTED, 60)
                 say(f"worker {worker.name:<20} pulls {worker.subscription}")
+            self.scheduler = Scheduler(self.function_url).start()
+            for fn in topology.scheduled_functions():
+                say(f"schedule {fn.name:<18} every {fn.local_every_seconds:g} s (production: {fn.schedule})")
         except BaseException:
             self.stop()
             raise
@@ -191,10 +196,24 @@ class Stack:
 
     def restart_function(self, name: str, kill: bool = True) -> None:
         """Stop a function as a crash would (SIGKILL) and start a fresh instance on the same port."""
+        self.stop_function(name, kill)
+        self.start_function(name)
+
+    def stop_function(self, name: str, kill: bool = True) -> None:
+        """An outage of one function: its port refuses connections until start_function."""
         child = self.children[name]
         child.kill() if kill else child.stop()
+
+    def start_function(self, name: str) -> None:
         self.children[name] = self._function(name, self.child_env()).start()
         self._wait_port(name, self.ports.functions[name], 60)
+
+    def restart_localcloud(self, kill: bool = True) -> None:
+        """Cloud Build and Cloud Run going away (SIGKILL, with their running builds) and coming back."""
+        child = self.children["localcloud"]
+        child.kill() if kill else child.stop()
+        self.children["localcloud"] = self._localcloud(self.child_env()).start()
+        self._wait_port("localcloud", self.ports.router, 60)
 
     def restart_worker(self, name: str, kill: bool = False) -> None:
         """Stop a worker as Cloud Run does (SIGTERM) or as a crash would (SIGKILL), and start another."""
@@ -208,6 +227,9 @@ class Stack:
         return self.state_dir / "firestore-data"
 
     def stop(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.stop()
+            self.scheduler = None
         # Functions first (nothing new starts), then localcloud (its revisions), then the emulators,
         # after Firestore's data has been saved when persistence is on.
         if self.persist_firestore and self.children.get("firestore") and self.children["firestore"].alive():

@@ -34,3 +34,9 @@ def build_finished(event: CloudEvent) -> None:
     # Idempotent: states only move forward, the revision is named after the deployment, and going
     # live is recorded in the ledger in the same atomic write.
     pubsub_push.run("build_finished", event, bootstrap.follow_build().handle)
+
+
+@functions_framework.http
+def watchdog(request: flask.Request) -> flask.Response:
+    # Idempotent: each re-drive is marked on the deployment by a guarded write before it runs.
+    return flask.jsonify(bootstrap.watch_deployments().handle())

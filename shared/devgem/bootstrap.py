@@ -21,6 +21,7 @@ from devgem.usecases.connect_app import ConnectApp
 from devgem.usecases.follow_build import FollowBuild
 from devgem.usecases.request_deploy import RequestDeploy
 from devgem.usecases.start_build import StartBuild
+from devgem.usecases.watch_deployments import WatchDeployments
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,13 @@ def follow_build() -> FollowBuild:
         public_url_template=s.public_url_template,
         probe_timeout_seconds=s.probe_timeout_seconds,
         project=s.project,
+    )
+
+
+@lru_cache(maxsize=1)
+def watch_deployments() -> WatchDeployments:
+    return WatchDeployments(
+        deployments=FirestoreDeployments(client), builds=cloud_build, publisher=pubsub, follow_build=follow_build()
     )
 
 

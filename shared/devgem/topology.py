@@ -28,6 +28,10 @@ class Function:
 
     name: str  # deployed function name and the Python entry point
     trigger_topic: str | None  # None: an HTTP function
+    # An HTTP function called on a schedule: Cloud Scheduler's cron in production; devstack calls it
+    # every `local_every_seconds` instead, so a local stack recovers in seconds rather than a minute.
+    schedule: str | None = None
+    local_every_seconds: float = 0
 
     @property
     def subscription(self) -> str | None:
@@ -61,6 +65,8 @@ FUNCTIONS: tuple[Function, ...] = (
     Function("api", None),
     Function("deploy_requested", DEPLOY_REQUESTED),
     Function("build_finished", CLOUD_BUILDS),
+    # Re-drives deployments whose events were lost, and fails those past their deadline.
+    Function("watchdog", None, schedule="* * * * *", local_every_seconds=5),
 )
 
 WORKERS: tuple[Worker, ...] = (Worker("log_entry", LOG_ENTRY, ack_deadline_seconds=10),)
@@ -80,6 +86,10 @@ def dead_letter_topics() -> tuple[str, ...]:
 def dead_letter_subscription(dead_letter_topic: str) -> str:
     """A pull subscription on every dead-letter topic, so a dead-lettered message is kept, not dropped."""
     return f"{dead_letter_topic}-hold"
+
+
+def scheduled_functions() -> tuple[Function, ...]:
+    return tuple(f for f in FUNCTIONS if f.schedule)
 
 
 def function(name: str) -> Function:

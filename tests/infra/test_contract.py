@@ -45,6 +45,16 @@ def test_function_entry_points_and_triggers_match(topology_locals: dict[str, Any
     assert declared == code, "trigger topics differ"
 
 
+def test_schedules_match(topology_locals: dict[str, Any]) -> None:
+    """A scheduled function runs on the same cron in production as the topology declares."""
+    declared = {name: spec.get("scheduled") for name, spec in topology_locals["functions"].items()}
+    code = {f.name: f.schedule for f in topology.FUNCTIONS}
+    assert declared == code, "schedules differ"
+    for f in topology.scheduled_functions():
+        assert f.trigger_topic is None, f"{f.name}: Cloud Scheduler calls an HTTP function, not a pushed one"
+        assert f.local_every_seconds > 0, f"{f.name}: devstack needs a local interval to call it on"
+
+
 def test_delivery_settings_match(topology_locals: dict[str, Any]) -> None:
     assert topology_locals["max_delivery_attempts"] == topology.MAX_DELIVERY_ATTEMPTS
     assert topology_locals["ack_deadline_seconds"] == topology.ACK_DEADLINE_SECONDS

@@ -247,3 +247,60 @@ def test_missing_or_unknown_attributes_are_a_bad_event(world: World, attributes:
 def test_data_that_is_not_a_build_is_a_bad_event(world: World, data: bytes) -> None:
     with pytest.raises(InvalidEvent, match="Build resource"):
         world.handle(PubSubMessage(data, {"buildId": "b1", "status": "SUCCESS"}, "m", START))
+
+
+# --- a message is a hint: only what Cloud Build itself says moves a deployment ---------------------
+
+
+def test_a_success_cloud_build_never_reported_is_rejected_and_changes_nothing(world: World) -> None:
+    d = world.building()
+    world.builds.now_in(build_status(d.id, "WORKING"))
+    writes = world.deployments.writes
+    with pytest.raises(InvalidEvent, match="no build made-up"):
+        world.handle(build_status(d.id, "SUCCESS", build_id="made-up"), cloud_build_agrees=False)
+    assert world.now_status(d) == Status.BUILDING and world.deployments.writes == writes
+    assert not world.services.rollouts
+
+
+def test_a_success_naming_another_deployment_than_its_build_is_rejected(world: World) -> None:
+    victim = world.building()
+    other = deployment(Status.BUILDING, id="dep000000002", build_id="build-2", image="img:2")
+    world.deployments.create(other)
+    world.builds.now_in(build_status(other.id, "SUCCESS", build_id="build-2"))
+    forged = build_status(victim.id, "SUCCESS", build_id="build-2")  # other's real build, victim's tag
+    with pytest.raises(InvalidEvent, match=f"not a build of deployment {victim.id}"):
+        world.handle(forged, cloud_build_agrees=False)
+    assert world.now_status(victim) == Status.BUILDING and not world.services.rollouts
+
+
+def test_a_build_of_another_project_is_rejected(world: World) -> None:
+    d = world.building()
+    message = build_status(d.id, "SUCCESS")
+    world.builds.now_in(message)
+    world.builds.builds["build-1"].project_id = "someone-elses-project"
+    with pytest.raises(InvalidEvent, match="belongs to project someone-elses-project"):
+        world.handle(message, cloud_build_agrees=False)
+    assert world.now_status(d) == Status.BUILDING
+
+
+def test_a_second_build_of_the_same_deployment_is_rejected(world: World) -> None:
+    d = world.building()  # built by build-1
+    with pytest.raises(InvalidEvent, match=f"deployment {d.id} is built by build-1, not build-9"):
+        world.handle(build_status(d.id, "FAILURE", build_id="build-9"))
+    assert world.now_status(d) == Status.BUILDING
+
+
+def test_a_status_cloud_build_does_not_report_is_ignored(world: World) -> None:
+    d = world.building()
+    world.builds.now_in(build_status(d.id, "WORKING"))
+    outcome = world.handle(build_status(d.id, "SUCCESS"), cloud_build_agrees=False)
+    assert outcome == "ignored: the message says SUCCESS, Cloud Build says WORKING"
+    assert world.now_status(d) == Status.BUILDING and not world.services.rollouts
+
+
+@pytest.mark.parametrize("build_id", ["../../v1/projects/x", "a b", "", "x" * 65, "build-1?status=SUCCESS"])
+def test_a_build_id_that_is_not_an_id_is_a_bad_event(world: World, build_id: str) -> None:
+    d = world.building()
+    message = build_status(d.id, "SUCCESS")
+    with pytest.raises(InvalidEvent, match="no valid buildId"):
+        world.use_case.handle(PubSubMessage(message.data, {"buildId": build_id, "status": "SUCCESS"}, "m", None))

@@ -66,7 +66,6 @@ class FirestoreDeployments:
         )
         return [d for d in (_from_snapshot(s) for s in query.stream()) if d is not None]
 
-
     def unfinished(self) -> list[Deployment]:
         unfinished = [s.value for s in Status if s not in TERMINAL]
         query = self._db().collection(DEPLOYMENTS).where(filter=firestore.FieldFilter("status", "in", unfinished))

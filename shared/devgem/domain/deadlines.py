@@ -38,9 +38,7 @@ BUILD_GIVE_UP = BUILD_TIMEOUT + timedelta(minutes=10)  # Cloud Build stops the b
 DEADLINES = {
     # deploy-requested is normally picked up within a second; an hour is an outage, and a deploy that
     # starts an hour after it was asked for would surprise more than help.
-    Status.QUEUED: Deadline(
-        timedelta(seconds=30), timedelta(hours=1), "the build could not be started within an hour"
-    ),
+    Status.QUEUED: Deadline(timedelta(seconds=30), timedelta(hours=1), "the build could not be started within an hour"),
     # Past the build's own timeout plus a margin, Cloud Build's news of it is not coming.
     Status.BUILDING: Deadline(
         timedelta(seconds=60),

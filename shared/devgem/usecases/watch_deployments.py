@@ -55,9 +55,7 @@ class WatchDeployments:
 
     def _watch(self, found: Deployment) -> Step:
         try:
-            step = self.deployments.change(
-                found.id, lambda d: deadlines.decide_watch(states.existing(d), self.now())
-            )
+            step = self.deployments.change(found.id, lambda d: deadlines.decide_watch(states.existing(d), self.now()))
             if step != Step.ON_TIME:
                 self._redrive(step, found)
             return step

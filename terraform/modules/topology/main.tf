@@ -28,7 +28,8 @@ locals {
   functions = {
     api              = { trigger_topic = null, public = true, min_instances = 1, concurrency = 4, publishes = ["deploy-requested"], secrets = ["gemini-api-key"] }
     deploy_requested = { trigger_topic = "deploy-requested", roles = ["roles/cloudbuild.builds.editor", "roles/iam.serviceAccountUser"] }
-    build_finished   = { trigger_topic = "cloud-builds", roles = ["roles/run.admin", "roles/iam.serviceAccountUser"] }
+    build_finished   = { trigger_topic = "cloud-builds", roles = ["roles/cloudbuild.builds.viewer", "roles/run.admin", "roles/iam.serviceAccountUser"] }
+    watchdog         = { trigger_topic = null, scheduled = "* * * * *", timeout = 300, publishes = ["deploy-requested"], roles = ["roles/cloudbuild.builds.editor", "roles/run.admin", "roles/iam.serviceAccountUser"] }
   }
 
   # key: the Python entry point in functions/workers.py (`python workers.py
