@@ -196,31 +196,30 @@ class Stack:
 
     def restart_function(self, name: str, kill: bool = True) -> None:
         """Stop a function as a crash would (SIGKILL) and start a fresh instance on the same port."""
-        self.stop_function(name, kill)
-        self.start_function(name)
-
-    def stop_function(self, name: str, kill: bool = True) -> None:
-        """An outage of one function: its port refuses connections until start_function."""
-        child = self.children[name]
-        child.kill() if kill else child.stop()
-
-    def start_function(self, name: str) -> None:
-        self.children[name] = self._function(name, self.child_env()).start()
-        self._wait_port(name, self.ports.functions[name], 60)
-
-    def restart_localcloud(self, kill: bool = True) -> None:
-        """Cloud Build and Cloud Run going away (SIGKILL, with their running builds) and coming back."""
-        child = self.children["localcloud"]
-        child.kill() if kill else child.stop()
-        self.children["localcloud"] = self._localcloud(self.child_env()).start()
-        self._wait_port("localcloud", self.ports.router, 60)
+        self.children[name].kill() if kill else self.children[name].stop()
+        self.start_again(name)
 
     def restart_worker(self, name: str, kill: bool = False) -> None:
         """Stop a worker as Cloud Run does (SIGTERM) or as a crash would (SIGKILL), and start another."""
-        child = self.children[name]
-        child.kill() if kill else child.stop()
-        self.children[name] = self._worker(name, self.child_env()).start()
-        self._wait_log(name, pull_worker.STARTED, 60)
+        self.children[name].kill() if kill else self.children[name].stop()
+        self.start_again(name)
+
+    def kill(self, name: str) -> None:
+        """SIGKILL one function, worker or localcloud, with what it started: an outage until start_again."""
+        self.children[name].kill()
+
+    def start_again(self, name: str) -> None:
+        """Start a fresh instance of a stopped function, worker or localcloud, and wait until it serves."""
+        env = self.child_env()
+        if name == "localcloud":
+            self.children[name] = self._localcloud(env).start()
+            self._wait_port(name, self.ports.router, 60)
+        elif name in self.ports.functions:
+            self.children[name] = self._function(name, env).start()
+            self._wait_port(name, self.ports.functions[name], 60)
+        else:
+            self.children[name] = self._worker(name, env).start()
+            self._wait_log(name, pull_worker.STARTED, 60)
 
     @property
     def firestore_data_dir(self) -> Path:
