@@ -133,3 +133,32 @@ def test_a_body_nested_within_the_limit_reaches_the_use_case(apps: FakeApps) -> 
 )
 def test_nesting_depth_counts_only_structure(raw: bytes, depth: int) -> None:
     assert http_api.nesting_depth(raw) == depth
+
+
+@pytest.mark.parametrize("field", ["name", "branch", "subdirectory", "repoUrl"])
+@pytest.mark.parametrize(
+    ("value", "kind"),
+    [({}, "an object"), ([], "an array"), (False, "false (a boolean)"), (0, "a number"), (["main"], "an array")],
+)
+def test_a_field_of_the_wrong_type_is_a_400_naming_field_and_type(
+    apps: FakeApps, field: str, value: object, kind: str
+) -> None:
+    body = {"repoUrl": "https://github.com/ana/shop", field: value}
+    status, message = _post(json.dumps(body).encode())
+    assert status == 400
+    assert message.startswith(f"{field} must be a string, not {kind}")
+    assert apps.apps == {}
+
+
+@pytest.mark.parametrize("field", ["name", "branch", "subdirectory"])
+def test_an_optional_field_sent_as_null_is_refused_not_defaulted(apps: FakeApps, field: str) -> None:
+    status, message = _post(json.dumps({"repoUrl": "https://github.com/ana/shop", field: None}).encode())
+    assert status == 400
+    assert message.startswith(f"{field} must be a string, not null; leave it out")
+
+
+def test_a_well_formed_body_still_connects_the_app(apps: FakeApps) -> None:
+    body = {"repoUrl": "https://github.com/ana/shop", "name": "shop", "branch": "dev", "subdirectory": "web"}
+    assert _post(json.dumps(body).encode())[0] == 201
+    (app,) = apps.apps.values()
+    assert (app["name"], app["branch"], app["subdirectory"]) == ("shop", "dev", "web")

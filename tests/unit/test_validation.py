@@ -107,3 +107,39 @@ def test_subdirectory_is_normalised() -> None:
 def test_ids_in_paths_are_our_format_only(value: object) -> None:
     with pytest.raises(InvalidInput, match="not a valid id"):
         validation.identifier(value, "app id")
+
+
+@pytest.mark.parametrize(("value", "kind"), [({}, "an object"), ([], "an array"), (False, "false"), (7, "a number")])
+def test_a_repo_url_of_the_wrong_type_says_so(value: object, kind: str) -> None:
+    with pytest.raises(InvalidInput, match=f"repoUrl must be a string, not {kind}"):
+        validation.repo_url(value)
+
+
+@pytest.mark.parametrize(("value", "kind"), [({}, "an object"), ([], "an array"), (False, "false"), (0, "a number")])
+def test_branch_and_subdirectory_of_the_wrong_type_say_so(value: object, kind: str) -> None:
+    with pytest.raises(InvalidInput, match=f"branch must be a string, not {kind}"):
+        validation.branch(value)
+    with pytest.raises(InvalidInput, match=f"subdirectory must be a string, not {kind}"):
+        validation.subdirectory(value)
+
+
+@pytest.mark.parametrize(
+    ("value", "kind"),
+    [
+        ({}, "an object"),
+        ([], "an array"),
+        (False, "false (a boolean)"),
+        (0, "a number"),
+        (None, "null"),
+        (1.5, "a number"),
+    ],
+)
+def test_a_present_field_of_the_wrong_type_is_never_taken_as_absent(value: object, kind: str) -> None:
+    with pytest.raises(InvalidInput) as err:
+        validation.text_field({"name": value}, "name", default="shop", absent_means="to use the default")
+    assert str(err.value) == f"name must be a string, not {kind}; leave it out to use the default"
+
+
+def test_an_absent_field_takes_its_default_and_a_string_is_kept() -> None:
+    assert validation.text_field({}, "name", default="shop", absent_means="") == "shop"
+    assert validation.text_field({"name": "web"}, "name", default="shop", absent_means="") == "web"

@@ -7,6 +7,7 @@ checked against a strict allow-list, not sanitised.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from devgem.domain.errors import InvalidInput
@@ -25,10 +26,44 @@ _REF_COMPONENT_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
 ACCEPTED_URLS = "an https:// URL such as https://github.com/owner/repo, without credentials"
 
 
+def json_kind(value: object) -> str:
+    """How a value reads in the JSON a caller sent, so an error names what they wrote."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"{str(value).lower()} (a boolean)"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def text_field(body: Mapping[str, object], field: str, *, default: str, absent_means: str) -> str:
+    """A field that may be left out; present, it must be a string.
+
+    Checking `body.get(field) or default` took `{}`, `[]`, `false`, `0` and `null` as if the field
+    were absent, so a caller's mistake silently became a default they never asked for. A present
+    field of another type, null included, is refused instead, and the message says how to leave it out.
+    """
+    if field not in body:
+        return default
+    value = body[field]
+    if not isinstance(value, str):
+        raise InvalidInput(f"{field} must be a string, not {json_kind(value)}; leave it out {absent_means}")
+    return value
+
+
 def repo_url(value: object, *, allow_local: bool = False) -> str:
     """Return the URL if git may fetch it, else raise InvalidInput saying what is accepted."""
     accepted = ACCEPTED_URLS + (" (or, locally, an absolute path or file:// URL)" if allow_local else "")
-    if not isinstance(value, str) or not value:
+    if value is not None and not isinstance(value, str):
+        raise InvalidInput(f"repoUrl must be a string, not {json_kind(value)}; use {accepted}")
+    if not value:
         raise InvalidInput(f"repoUrl is required: {accepted}")
     if len(value) > MAX_URL_LENGTH:
         raise InvalidInput(f"repoUrl is longer than {MAX_URL_LENGTH} characters")
@@ -59,7 +94,9 @@ def repo_url(value: object, *, allow_local: bool = False) -> str:
 
 def branch(value: object) -> str:
     """Apply git's check-ref-format rules, plus: no leading '-', so it can never read as an option."""
-    if not isinstance(value, str) or not value:
+    if value is not None and not isinstance(value, str):
+        raise InvalidInput(f"branch must be a string, not {json_kind(value)}, for example 'main'")
+    if not value:
         raise InvalidInput("branch is required, for example 'main'")
     problem = _branch_problem(value)
     if problem:
@@ -90,7 +127,9 @@ def subdirectory(value: object) -> str:
     """A relative path inside the repository, or '' for its root."""
     if value is None or value == "":
         return ""
-    if not isinstance(value, str) or len(value) > MAX_SUBDIR_LENGTH:
+    if not isinstance(value, str):
+        raise InvalidInput(f"subdirectory must be a string, not {json_kind(value)}, like 'services/web'")
+    if len(value) > MAX_SUBDIR_LENGTH:
         raise InvalidInput(f"subdirectory must be a relative path of at most {MAX_SUBDIR_LENGTH} characters")
     parts = value.strip("/").split("/")
     if value.startswith("/") or any(p in ("", ".", "..") or not _PATH_SEGMENT.match(p) for p in parts):
