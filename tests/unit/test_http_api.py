@@ -157,6 +157,25 @@ def test_an_optional_field_sent_as_null_is_refused_not_defaulted(apps: FakeApps,
     assert message.startswith(f"{field} must be a string, not null; leave it out")
 
 
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("https://169.254.169.254/computeMetadata/v1", "metadata server"),
+        ("https://metadata.google.internal/computeMetadata/v1", "internal"),
+        ("https://2852039166/a/b", "metadata server"),
+        ("https://[::ffff:169.254.169.254]/a/b", "metadata server"),
+        ("https://10.0.0.7/a/b", "private"),
+        ("https://gitlab.example.org/a/b", "not allowed"),
+    ],
+)
+def test_an_internal_or_unlisted_repo_host_is_a_400_naming_the_allowed_hosts(
+    apps: FakeApps, url: str, says: str
+) -> None:
+    status, message = _post(json.dumps({"repoUrl": url}).encode())
+    assert status == 400 and says in message
+    assert "github.com, gitlab.com, bitbucket.org (DEVGEM_GIT_HOSTS)" in message
+
+
 def test_a_well_formed_body_still_connects_the_app(apps: FakeApps) -> None:
     body = {"repoUrl": "https://github.com/ana/shop", "name": "shop", "branch": "dev", "subdirectory": "web"}
     assert _post(json.dumps(body).encode())[0] == 201

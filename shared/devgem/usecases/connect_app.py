@@ -27,11 +27,14 @@ class ConnectApp:
     apps: Apps
     public_url_template: str  # "{service}" is replaced by the service name
     allow_local_repos: bool  # file:// and absolute paths: local development only
+    git_hosts: tuple[str, ...] = validation.DEFAULT_GIT_HOSTS  # the only hosts repositories are fetched from
     now: Callable[[], datetime] = clock.now
     new_id: Callable[[], str] = clock.new_id
 
     def connect(self, who: Identity, body: dict[str, object]) -> store.Doc:
-        repo_url = validation.repo_url(body.get("repoUrl"), allow_local=self.allow_local_repos)
+        repo_url = validation.repo_url(
+            body.get("repoUrl"), allow_local=self.allow_local_repos, git_hosts=self.git_hosts
+        )
         branch = validation.branch(validation.text_field(body, "branch", default="main", absent_means="to build main"))
         subdirectory = validation.subdirectory(
             validation.text_field(body, "subdirectory", default="", absent_means="to build the repository's root")
