@@ -174,6 +174,7 @@ def test_the_listed_git_hosts_are_the_ones_accepted() -> None:
         ("https://github.com:22/ana/shop", "port"),
         ("https://github.com:/ana/shop", "port"),
         ("https://github.com:99999/ana/shop", "not a valid URL"),
+        ("https:///ana/shop", "names no host"),
     ],
 )
 def test_userinfo_ports_and_odd_hosts_do_not_fool_the_host_check(url: str, says: str) -> None:

@@ -134,6 +134,8 @@ def repo_url(value: object, *, allow_local: bool = False, git_hosts: Collection[
 def _check_host(host: str, bracketed: bool, git_hosts: Collection[str]) -> None:
     allowed = ", ".join(git_hosts) or "no host"
     hint = f"Devgem builds from https:// repositories on {allowed} ({GIT_HOSTS_SETTING})"
+    if not host:
+        raise InvalidInput(f"repoUrl names no host; {hint}")
     internal = _internal_reason(host, bracketed)
     if internal:
         raise InvalidInput(f"repoUrl host {host!r} is {internal}, which Devgem never fetches; {hint}")
