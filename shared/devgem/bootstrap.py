@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 @lru_cache(maxsize=1)
 def connect_app() -> ConnectApp:
     s = settings()
-    return ConnectApp(FirestoreApps(client), s.public_url_template, s.allow_local_repos)
+    return ConnectApp(FirestoreApps(client), s.public_url_template, s.allow_local_repos, s.git_hosts)
 
 
 @lru_cache(maxsize=1)

@@ -10,6 +10,8 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 
+from devgem.domain.validation import DEFAULT_GIT_HOSTS
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -26,6 +28,10 @@ class Settings:
     public_url_template: str
     # Allow file:// and absolute-path repository URLs (local development only).
     allow_local_repos: bool
+    # The only hosts https repository URLs may name (exact names, lower case). An allow-list, not a
+    # deny-list, because a public name can resolve to the metadata server or a private address and
+    # the api cannot see what a build worker's resolver will answer (devgem.domain.validation.repo_url).
+    git_hosts: tuple[str, ...]
     # Image name of a build: "{service}" and "{deployment}" are replaced.
     image_template: str
     # Buildpacks builder used by the Cloud Build step.
@@ -36,6 +42,12 @@ class Settings:
 
 def _env(name: str, default: str) -> str:
     return os.environ.get(name, default)
+
+
+def git_hosts(setting: str) -> tuple[str, ...]:
+    """Comma-separated host names; empty keeps the default, since no host at all would refuse every app."""
+    hosts = tuple(dict.fromkeys(h.strip().lower() for h in setting.split(",") if h.strip()))
+    return hosts or DEFAULT_GIT_HOSTS
 
 
 @lru_cache(maxsize=1)
@@ -51,6 +63,7 @@ def settings() -> Settings:
         dev_auth_cert_file=_env("DEVGEM_DEV_AUTH_CERT", ""),
         public_url_template=_env("DEVGEM_PUBLIC_URL_TEMPLATE", "https://{service}.apps.example.com"),
         allow_local_repos=_env("DEVGEM_ALLOW_LOCAL_REPOS", "") == "1",
+        git_hosts=git_hosts(_env("DEVGEM_GIT_HOSTS", "")),
         image_template=_env(
             "DEVGEM_IMAGE_TEMPLATE",
             f"{region}-docker.pkg.dev/{project}/apps/{{service}}:{{deployment}}",

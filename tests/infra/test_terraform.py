@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from devgem.domain.validation import DEFAULT_GIT_HOSTS
+
 REPO = Path(__file__).resolve().parents[2]
 TERRAFORM = REPO / "terraform"
 ENV = TERRAFORM / "envs" / "prod"
@@ -29,6 +31,7 @@ SET_IN_PRODUCTION = {
     "DEVGEM_PUBLIC_URL_TEMPLATE",
     "DEVGEM_IMAGE_TEMPLATE",
     "DEVGEM_BUILDER_IMAGE",
+    "DEVGEM_GIT_HOSTS",
 }
 UNSET_IN_PRODUCTION = {
     "DEVGEM_CLOUD_BUILD_ENDPOINT",
@@ -79,6 +82,14 @@ def test_functions_get_the_production_settings(parsed: dict[Path, dict[str, Any]
         "${var.region}-docker.pkg.dev/${var.project}/"
         "${google_artifact_registry_repository.apps.repository_id}/{service}:{deployment}"
     )
+
+
+def test_git_hosts_default_to_the_public_forges(parsed: dict[Path, dict[str, Any]]) -> None:
+    """Production and the code agree on where repositories come from unless an operator says otherwise."""
+    variables = parsed[ENV / "variables.tf"]["variable"]
+    default = next(b["git_hosts"]["default"] for b in variables if "git_hosts" in b)
+    assert tuple(default) == DEFAULT_GIT_HOSTS
+    assert _env_locals(parsed)["function_environment"]["DEVGEM_GIT_HOSTS"] == '${join(",", var.git_hosts)}'
 
 
 def test_artifact_registry_repository_is_apps(all_resources: Resources) -> None:

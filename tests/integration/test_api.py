@@ -45,6 +45,60 @@ def test_a_body_that_is_not_a_json_object_is_a_400(api: Api, raw: bytes) -> None
     assert response.status_code == 400
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"[" * 3000 + b"1" + b"]" * 3000,
+        b'{"a":' * 3000 + b"1" + b"}" * 3000,
+        b'{"repoUrl": "https://github.com/ana/shop", "name": ' + b"[" * 3000 + b"]" * 3000 + b"}",
+    ],
+)
+def test_a_body_nested_3000_levels_deep_is_a_400_not_a_500(api: Api, raw: bytes) -> None:
+    response = api.call("POST", "/v1/apps", data=raw, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert "nested deeper than 32 levels" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "says"),
+    [
+        ("name", {}, "name must be a string, not an object"),
+        ("name", [], "name must be a string, not an array"),
+        ("name", False, "name must be a string, not false"),
+        ("name", None, "name must be a string, not null"),
+        ("branch", 0, "branch must be a string, not a number"),
+        ("subdirectory", {}, "subdirectory must be a string, not an object"),
+    ],
+)
+def test_a_field_of_the_wrong_type_is_a_400_not_taken_as_absent(api: Api, field: str, value: object, says: str) -> None:
+    response = api.call("POST", "/v1/apps", json={"repoUrl": "https://github.com/ana/shop", field: value})
+    assert response.status_code == 400
+    assert response.json()["error"]["message"].startswith(says)
+    assert api.call("GET", "/v1/apps").json()["apps"] == []
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("https://metadata.google.internal/computeMetadata/v1/project", "is internal"),
+        ("https://169.254.169.254/computeMetadata/v1/project", "the cloud metadata server"),
+        ("https://2852039166/computeMetadata/v1", "the cloud metadata server"),
+        ("https://[::ffff:169.254.169.254]/computeMetadata/v1", "the cloud metadata server"),
+        ("https://10.1.2.3/ana/shop", "(private)"),
+        ("https://gitlab.example.org/ana/shop", "is not allowed"),
+    ],
+)
+def test_an_internal_or_unlisted_repo_host_is_a_400_naming_the_allowed_hosts(api: Api, url: str, says: str) -> None:
+    """The local stack runs with DEVGEM_ALLOW_LOCAL_REPOS=1: that must not open https URLs to internal hosts."""
+    response = api.call("POST", "/v1/apps", json={"repoUrl": url})
+    assert response.status_code == 400
+    message = response.json()["error"]["message"]
+    assert says in message
+    assert message.endswith(
+        "Devgem builds from https:// repositories on github.com, gitlab.com, bitbucket.org (DEVGEM_GIT_HOSTS)"
+    )
+
+
 def test_an_oversized_body_is_a_400(api: Api) -> None:
     response = api.call("POST", "/v1/apps", json={"repoUrl": "https://github.com/a/b", "pad": "x" * 100_000})
     assert response.status_code == 400

@@ -85,8 +85,24 @@ def test_when_every_candidate_is_taken_it_says_to_pick_another_name_and_stores_n
         {"repoUrl": "https://github.com/ana/shop", "subdirectory": "../../etc"},
         {"repoUrl": "https://github.com/ana/shop", "name": 7},
         {"repoUrl": "https://github.com/ana/shop", "name": "x" * 101},
+        {"repoUrl": "https://github.com/ana/shop", "name": {}},
+        {"repoUrl": "https://github.com/ana/shop", "name": []},
+        {"repoUrl": "https://github.com/ana/shop", "name": False},
+        {"repoUrl": "https://github.com/ana/shop", "name": 0},
+        {"repoUrl": "https://github.com/ana/shop", "name": None},
+        {"repoUrl": "https://github.com/ana/shop", "name": ""},
+        {"repoUrl": "https://github.com/ana/shop", "name": "   "},
+        {"repoUrl": "https://github.com/ana/shop", "branch": {}},
+        {"repoUrl": "https://github.com/ana/shop", "branch": None},
+        {"repoUrl": "https://github.com/ana/shop", "subdirectory": []},
+        {"repoUrl": "https://github.com/ana/shop", "subdirectory": None},
+        {"repoUrl": "https://github.com/ana/shop", "subdirectory": False},
+        {"repoUrl": {}},
         {"repoUrl": "file:///etc"},
         {"repoUrl": "/srv/repos/shop"},
+        {"repoUrl": "https://169.254.169.254/computeMetadata/v1"},
+        {"repoUrl": "https://metadata.google.internal/computeMetadata/v1"},
+        {"repoUrl": "https://gitlab.example.org/ana/shop"},
     ],
 )
 def test_hostile_input_is_refused_and_stores_nothing(world: World, body: dict[str, object]) -> None:
@@ -99,3 +115,19 @@ def test_local_repositories_only_where_allowed(world: World) -> None:
     world.allow_local_repos = True
     app = world.use_case.connect(ANA, {"repoUrl": "/srv/repos/shop"})
     assert app["repoUrl"] == "/srv/repos/shop" and app["name"] == "shop"
+
+
+def test_local_development_still_refuses_internal_hosts(world: World) -> None:
+    world.allow_local_repos = True
+    with pytest.raises(InvalidInput, match="metadata server"):
+        world.use_case.connect(ANA, {"repoUrl": "https://169.254.169.254/computeMetadata/v1"})
+    assert world.apps.apps == {}
+
+
+def test_the_git_hosts_it_is_given_are_the_ones_it_accepts(world: World) -> None:
+    use_case = ConnectApp(
+        world.apps, "https://{service}.apps.example.com", False, ("git.example.org",), new_id=lambda: APP_ID
+    )
+    with pytest.raises(InvalidInput, match=r"Devgem builds from https:// repositories on git\.example\.org \("):
+        use_case.connect(ANA, {"repoUrl": "https://github.com/ana/shop"})
+    assert use_case.connect(ANA, {"repoUrl": "https://git.example.org/ana/shop"})["name"] == "shop"

@@ -7,6 +7,7 @@ identity, 404 absent or another tenant's, 409 conflict, 503 try again.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -24,6 +25,8 @@ from devgem.usecases import connect_app, read_logs, request_deploy
 
 log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 64 * 1024
+# Every body the api takes is one flat object; a little room is left for nested fields to come.
+MAX_BODY_DEPTH = 32
 
 Handler = Callable[..., tuple[Any, int]]
 
@@ -115,6 +118,13 @@ def handle(request: flask.Request) -> flask.Response:
 
 
 def _body(request: flask.Request) -> dict[str, Any]:
+    """The request's JSON object, or InvalidInput: no body a caller can send may answer 500.
+
+    Nesting is measured before parsing because the decoder recurses: 3,000 levels of `[` fit in
+    the size limit and would end in a RecursionError deep in the json module. RecursionError is
+    still caught in case a body slips past the measure, and ValueError covers the rest of what
+    the decoder raises (bad syntax, bad UTF-8, integers longer than Python converts).
+    """
     if request.method not in ("POST", "PUT", "PATCH"):
         return {}
     if request.content_length and request.content_length > MAX_BODY_BYTES:
@@ -124,13 +134,37 @@ def _body(request: flask.Request) -> dict[str, Any]:
         raise InvalidInput(f"request body is larger than {MAX_BODY_BYTES} bytes")
     if not raw:
         return {}
+    if nesting_depth(raw) > MAX_BODY_DEPTH:
+        raise InvalidInput(f"request body is nested deeper than {MAX_BODY_DEPTH} levels; send one flat JSON object")
     try:
         body = flask.json.loads(raw)
+    except RecursionError as exc:
+        raise InvalidInput("request body is nested too deeply; send one flat JSON object") from exc
     except ValueError as exc:
         raise InvalidInput(f"request body is not JSON: {exc}") from exc
     if not isinstance(body, dict):
         raise InvalidInput("request body must be a JSON object")
     return body
+
+
+_ESCAPE = re.compile(rb"\\.", re.DOTALL)
+_STRING = re.compile(rb'"[^"]*"')
+_NOT_BRACKET = re.compile(rb"[^\[\]{}]+")
+
+
+def nesting_depth(raw: bytes) -> int:
+    """How deeply arrays and objects nest in a JSON text, without parsing it (so without recursing).
+
+    Escapes go first, so what is left of a string has no quote inside it; then strings, then all
+    but brackets. Each step is one linear regex pass. For text that is not JSON the count may be
+    off, but the decoder refuses such text anyway.
+    """
+    brackets = _NOT_BRACKET.sub(b"", _STRING.sub(b"", _ESCAPE.sub(b"", raw)))
+    depth = deepest = 0
+    for byte in brackets:
+        depth += 1 if byte in b"[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
 
 
 def _json(payload: Any, status: int) -> flask.Response:

@@ -19,6 +19,7 @@ from devgem.domain.identity import Identity
 from devgem.usecases.ports import Apps
 
 NAME_ATTEMPTS = 5
+_NAME_ABSENT = "to name the app after its repository"
 
 
 @dataclass(frozen=True)
@@ -26,16 +27,23 @@ class ConnectApp:
     apps: Apps
     public_url_template: str  # "{service}" is replaced by the service name
     allow_local_repos: bool  # file:// and absolute paths: local development only
+    git_hosts: tuple[str, ...] = validation.DEFAULT_GIT_HOSTS  # the only hosts repositories are fetched from
     now: Callable[[], datetime] = clock.now
     new_id: Callable[[], str] = clock.new_id
 
     def connect(self, who: Identity, body: dict[str, object]) -> store.Doc:
-        repo_url = validation.repo_url(body.get("repoUrl"), allow_local=self.allow_local_repos)
-        branch = validation.branch(body.get("branch", "main"))
-        subdirectory = validation.subdirectory(body.get("subdirectory"))
-        raw_name = body.get("name") or naming.app_name_from_repo(repo_url)
-        if not isinstance(raw_name, str) or len(raw_name) > 100:
-            raise InvalidInput("name must be text of at most 100 characters")
+        repo_url = validation.repo_url(
+            body.get("repoUrl"), allow_local=self.allow_local_repos, git_hosts=self.git_hosts
+        )
+        branch = validation.branch(validation.text_field(body, "branch", default="main", absent_means="to build main"))
+        subdirectory = validation.subdirectory(
+            validation.text_field(body, "subdirectory", default="", absent_means="to build the repository's root")
+        )
+        raw_name = validation.text_field(
+            body, "name", default=naming.app_name_from_repo(repo_url), absent_means=_NAME_ABSENT
+        )
+        if not raw_name.strip() or len(raw_name) > 100:
+            raise InvalidInput(f"name must be text of 1 to 100 characters; leave it out {_NAME_ABSENT}")
         app_id = self.new_id()
         service = self._reserve_service_name(raw_name, who.tenant_id, app_id)
         now = self.now()

@@ -23,6 +23,7 @@ locals {
     DEVGEM_PUBLIC_URL_TEMPLATE = module.edge.url_template
     DEVGEM_IMAGE_TEMPLATE      = "${var.region}-docker.pkg.dev/${var.project}/${google_artifact_registry_repository.apps.repository_id}/{service}:{deployment}"
     DEVGEM_BUILDER_IMAGE       = var.builder_image
+    DEVGEM_GIT_HOSTS           = join(",", var.git_hosts)
   }
 }
 

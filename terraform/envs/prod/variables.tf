@@ -36,6 +36,17 @@ variable "builder_image" {
   default     = "gcr.io/buildpacks/builder:google-22"
 }
 
+variable "git_hosts" {
+  description = "The only hosts app repositories are fetched from (DEVGEM_GIT_HOSTS): exact names, e.g. a self-hosted GitLab. Internal names and IP addresses are refused even if listed."
+  type        = list(string)
+  default     = ["github.com", "gitlab.com", "bitbucket.org"]
+
+  validation {
+    condition     = length(var.git_hosts) > 0 && alltrue([for h in var.git_hosts : can(regex("^([a-z0-9]([-a-z0-9]*[a-z0-9])?\\.)+[a-z]{2,}$", h))])
+    error_message = "git_hosts must be lower-case DNS names with at least one dot, such as github.com."
+  }
+}
+
 variable "workers_image" {
   description = "Image every worker pool runs, built from functions/ plus devgem/ (docs/deploy.md), e.g. us-central1-docker.pkg.dev/PROJECT/platform/workers:TAG. Empty: no worker pool yet."
   type        = string
