@@ -1,22 +1,27 @@
-"""Breaking a running stack on purpose: concurrent deploys while functions, the worker or localcloud
-are killed -9 and restarted, as an operator's chaos run would. `make bench-faults` and tests/faults
-both run these storms; what they report is what the issue's promise is judged by: every deployment
-ends (none stuck), with at most one build each, and how long after the last kill the last one ended.
+"""Breaking a running stack on purpose, as an operator's chaos run would: concurrent deploys while
+functions or localcloud are killed -9, frozen, or down until Pub/Sub gives up on their messages.
+
+tests/faults and `make bench-faults` run the same scenarios. Each returns a Storm: every deployment's
+final document, how many builds Cloud Build has for each, and how long after the fault ended each
+deployment took to end. What the platform promises is judged on it: none stuck, at most one build each.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from google.api_core import exceptions as gexc
 from google.cloud import firestore
 from google.cloud.devtools import cloudbuild_v1
+from google.cloud.pubsub_v1 import SubscriberClient
 
+from devgem import topology
 from devgem.adapters import cloud_build
 from devgem.adapters.collections import DEPLOYMENTS
 from devgem.adapters.firestore_client import client
@@ -32,15 +37,14 @@ from devstack.stack import Stack
 class Kill:
     at: float  # seconds after the deploys were requested
     target: str  # a function name, a worker name, or "localcloud"
-    down_for: float = 0.0  # an outage: how long it stays dead before it is started again
 
 
 @dataclass
-class StormResult:
+class Storm:
     deployments: dict[str, dict[str, Any]]  # id -> the final document
     builds: dict[str, int]  # deployment id -> builds Cloud Build has for it
-    recover_seconds: list[float]  # per deployment: last kill -> its final state
-    request_errors: list[str] = field(default_factory=list)  # deploy calls that failed (api killed)
+    recover_seconds: list[float]  # per deployment: the fault's end -> its final state
+    request_errors: list[str] = field(default_factory=list)  # deploy calls that failed (the api was killed)
 
     @property
     def stuck(self) -> list[str]:
@@ -56,17 +60,110 @@ class StormResult:
             counts[str(d.get("status"))] = counts.get(str(d.get("status")), 0) + 1
         return counts
 
+    def summary(self) -> dict[str, Any]:
+        errors = {i: d.get("error") for i, d in self.deployments.items() if d.get("status") != "live"}
+        return {"by_status": self.by_status(), "builds": self.builds, "errors": errors, "api": self.request_errors}
 
-def storm(
-    stack: Stack, api: Api, repos: Path, kills: Sequence[Kill], deploys: int = 8, timeout: float = 240
-) -> StormResult:
-    """Request `deploys` deploys of as many apps at once, kill as told, and wait for every one to end."""
-    repo = example_repos.example("hello-python", repos)
-    app_ids = [api.create_app(str(repo))["id"] for _ in range(deploys)]
-    errors: list[str] = []
+
+# --- the scenarios ---------------------------------------------------------------------------------
+
+
+def random_kills(stack: Stack, api: Api, repos: Path, kills: Sequence[Kill], deploys: int = 8) -> Storm:
+    """Request deploys of `deploys` apps at once and kill -9 (then start again) as scheduled."""
+    app_ids = _apps(api, repos, deploys)
     started = time.monotonic()
     killer = threading.Thread(target=_kill_on_schedule, args=(stack, kills, started), daemon=True)
     killer.start()
+    errors = _deploy_all(api, app_ids)
+    killer.join()
+    return _await_end(api.tenant, app_ids, time.monotonic(), errors)
+
+
+def claims_without_submits(stack: Stack, api: Api, repos: Path, localcloud: str, deploys: int = 6) -> Storm:
+    """Cloud Build hangs (localcloud frozen) while deploy_requested has claimed every deployment and
+    waits on its submit; deploy_requested is killed -9 there. Then localcloud is thawed ("thaw": the
+    submits it had received go through, unrecorded) or killed and started again ("kill": they are lost)."""
+    app_ids = _apps(api, repos, deploys)
+    stack.children["localcloud"].freeze()
+    try:
+        ids = [d["id"] for d in (api.deploy(app_id) for app_id in app_ids)]
+        claimed = lambda: all(_status(i) == ("building", None) for i in ids)  # noqa: E731
+        _wait(claimed, 60, "every deployment claimed, its submit hanging")
+        stack.kill("deploy_requested")
+        stack.start_again("deploy_requested")
+    finally:
+        if localcloud == "thaw":
+            stack.children["localcloud"].freeze(False)
+        else:
+            stack.kill("localcloud")
+            stack.start_again("localcloud")
+    return _await_end(api.tenant, app_ids, time.monotonic())
+
+
+def notifications_lost(stack: Stack, api: Api, repos: Path, deploys: int = 4) -> Storm:
+    """build_finished is down while the builds finish, until Pub/Sub has given up on every SUCCESS
+    (dead-lettered after its attempts), then comes back: nothing will ever tell it those builds ended."""
+    app_ids = _apps(api, repos, deploys)
+    stack.kill("build_finished")
+    try:
+        ids = [d["id"] for d in (api.deploy(app_id) for app_id in app_ids)]
+        build_ids = _wait(lambda: _build_ids(ids), 60, "every build submitted")
+        _wait(lambda: all(_build_status(b) == "SUCCESS" for b in build_ids), 180, "every build to succeed")
+        dead_lettered("build_finished", lambda a: a.get("buildId") if a.get("status") == "SUCCESS" else None, build_ids)
+    finally:
+        stack.start_again("build_finished")
+    return _await_end(api.tenant, app_ids, time.monotonic())
+
+
+def requests_lost(stack: Stack, api: Api, repos: Path, deploys: int = 4) -> Storm:
+    """deploy_requested is down until Pub/Sub has given up on every request, then comes back."""
+    app_ids = _apps(api, repos, deploys)
+    stack.kill("deploy_requested")
+    try:
+        ids = {d["id"] for d in (api.deploy(app_id) for app_id in app_ids)}
+        dead_lettered("deploy_requested", lambda a: a.get("deploymentId"), ids)
+    finally:
+        stack.start_again("deploy_requested")
+    return _await_end(api.tenant, app_ids, time.monotonic())
+
+
+def dead_lettered(
+    function: str, key: Callable[[dict[str, str]], str | None], keys: set[str], timeout: float = 120
+) -> None:
+    """Wait until Pub/Sub has dead-lettered a message of each key for `function` (its hold subscription
+    keeps them): from then on, only the watchdog can finish what those messages asked for."""
+    fn = topology.function(function)
+    assert fn.dead_letter_topic
+    subscriber = SubscriberClient()
+    hold = subscriber.subscription_path(settings().project, topology.dead_letter_subscription(fn.dead_letter_topic))
+    remaining, deadline = set(keys), time.monotonic() + timeout
+    try:
+        while remaining and time.monotonic() < deadline:
+            try:
+                pulled = subscriber.pull(request={"subscription": hold, "max_messages": 100}, timeout=10)
+            except gexc.DeadlineExceeded:
+                continue
+            for m in pulled.received_messages:
+                remaining.discard(key(dict(m.message.attributes)) or "")
+            if pulled.received_messages:
+                ack_ids = [m.ack_id for m in pulled.received_messages]
+                subscriber.acknowledge(request={"subscription": hold, "ack_ids": ack_ids})
+    finally:
+        subscriber.close()
+    if remaining:
+        raise TimeoutError(f"{function}: no dead-lettered message for {sorted(remaining)} after {timeout:.0f} s")
+
+
+# --- the parts ---------------------------------------------------------------------------------------
+
+
+def _apps(api: Api, repos: Path, n: int) -> list[str]:
+    repo = example_repos.example("hello-python", repos)
+    return [api.create_app(str(repo))["id"] for _ in range(n)]
+
+
+def _deploy_all(api: Api, app_ids: Sequence[str]) -> list[str]:
+    errors: list[str] = []
 
     def deploy(app_id: str) -> None:
         try:
@@ -74,14 +171,24 @@ def storm(
         except Exception as exc:  # the api was killed mid-request: what its user would see
             errors.append(f"{app_id}: {exc}")
 
-    with ThreadPoolExecutor(max_workers=deploys) as pool:
+    with ThreadPoolExecutor(max_workers=len(app_ids)) as pool:
         list(pool.map(deploy, app_ids))
-    killer.join()
-    last_kill = time.monotonic()
+    return errors
+
+
+def _kill_on_schedule(stack: Stack, kills: Sequence[Kill], started: float) -> None:
+    for kill in sorted(kills, key=lambda k: k.at):
+        time.sleep(max(0.0, started + kill.at - time.monotonic()))
+        stack.kill(kill.target)
+        stack.start_again(kill.target)
+
+
+def _await_end(tenant_id: str, app_ids: Sequence[str], fault_ended: float, errors: list[str] | None = None) -> Storm:
+    """Wait for every deployment of the apps to end (or the longest deadline), timing each from the fault."""
     finished_at: dict[str, float] = {}
-    deadline = last_kill + timeout
+    deadline = fault_ended + 600
     while True:
-        found = _deployments_of(api.tenant, app_ids)
+        found = _deployments_of(tenant_id, app_ids)
         now = time.monotonic()
         for deployment_id, d in found.items():
             if d.get("status") in TERMINAL:
@@ -90,16 +197,33 @@ def storm(
             break
         time.sleep(0.5)
     builds = {deployment_id: len(_builds_of(deployment_id)) for deployment_id in found}
-    recover = [max(0.0, finished_at.get(i, now) - last_kill) for i in found]
-    return StormResult(found, builds, recover, errors)
+    recover = [finished_at.get(i, now) - fault_ended for i in found]
+    return Storm(found, builds, recover, errors or [])
 
 
-def _kill_on_schedule(stack: Stack, kills: Sequence[Kill], started: float) -> None:
-    for kill in sorted(kills, key=lambda k: k.at):
-        time.sleep(max(0.0, started + kill.at - time.monotonic()))
-        stack.kill(kill.target)
-        time.sleep(kill.down_for)
-        stack.start_again(kill.target)
+def _wait(check: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise TimeoutError(f"{what}: not after {timeout:.0f} s")
+
+
+def _status(deployment_id: str) -> tuple[str, str | None]:
+    d = client().collection(DEPLOYMENTS).document(deployment_id).get().to_dict() or {}
+    return str(d.get("status")), d.get("buildId")
+
+
+def _build_ids(deployment_ids: Sequence[str]) -> set[str] | None:
+    ids = {_status(i)[1] for i in deployment_ids}
+    return None if None in ids else {i for i in ids if i}
+
+
+def _build_status(build_id: str) -> str:
+    build = cloud_build.get(build_id)
+    return cloudbuild_v1.Build.Status(build.status).name if build else "MISSING"
 
 
 def _deployments_of(tenant_id: str, app_ids: Sequence[str]) -> dict[str, dict[str, Any]]:

@@ -72,6 +72,7 @@ class Child:
             return
         try:
             os.killpg(self.process.pid, sig)
+            os.killpg(self.process.pid, signal.SIGCONT)  # a frozen process could not act on the signal
             self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
@@ -82,6 +83,11 @@ class Child:
     def kill(self) -> None:
         """SIGKILL, no goodbye: what a crashed instance looks like."""
         self.stop(signal.SIGKILL)
+
+    def freeze(self, frozen: bool = True) -> None:
+        """SIGSTOP (or SIGCONT) the whole group: a server that accepts connections and never answers."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGSTOP if frozen else signal.SIGCONT)
 
     def tail(self, lines: int = 30) -> str:
         try:

@@ -1,6 +1,7 @@
-"""kill -9 and outages during concurrent deploys, and forged build events: every deployment ends, within
-its deadline, with at most one build; a forgery changes nothing. Real servers throughout: the functions
-are killed as processes and started again, as Cloud Functions would start a new instance."""
+"""kill -9, freezes and outages during concurrent deploys, and forged build events: every deployment
+ends within its deadline with at most one build, and a forgery changes nothing. Real servers throughout:
+functions and localcloud are killed as processes and started again, as Cloud Functions would start a new
+instance; the scenarios are devstack.faults, which `make bench-faults` runs too."""
 
 from __future__ import annotations
 
@@ -12,66 +13,64 @@ from google.cloud.devtools import cloudbuild_v1
 
 from devgem import topology
 from devgem.adapters import cloud_build, pubsub
-from devgem.adapters.collections import REJECTED_EVENTS
+from devgem.adapters.collections import DEPLOYMENTS, REJECTED_EVENTS
 from devgem.adapters.firestore_client import client
 from devgem.config import settings
 from devgem.domain.deadlines import DEADLINES
 from devgem.domain.deployment import CLAIM_LEASE, Status
-from devstack import example_repos, watch
+from devstack import example_repos, faults, watch
 from devstack.api_client import Api
-from devstack.faults import Kill, StormResult, storm
+from devstack.faults import Kill, Storm
 from devstack.stack import Stack
 from tests.waiting import wait_for
 
-WATCHDOG_TICK = topology.function("watchdog").local_every_seconds
-# A killed claim is re-driven after its lease; a lost request after the queued quiet time. Then a build
-# and a rollout (a few seconds each here), and slack for two cores running eight builds.
-RECOVERY = CLAIM_LEASE.total_seconds() + DEADLINES[Status.QUEUED].quiet.total_seconds() + WATCHDOG_TICK + 120
+TICK = topology.function("watchdog").local_every_seconds
+BUILD_AND_ROLLOUT = 90  # a few seconds each here; slack for two cores running several builds at once
 
 
-def _report(result: StormResult) -> str:
-    return json.dumps(
-        {"by_status": result.by_status(), "builds": result.builds, "errors": result.request_errors}, indent=1
-    )
+def _all_live_with_one_build(storm: Storm, within: float) -> None:
+    report = json.dumps(storm.summary(), indent=1)
+    assert storm.deployments and not storm.stuck, report
+    assert storm.by_status() == {"live": len(storm.deployments)}, report
+    assert storm.builds_per_deploy_max == 1, report
+    assert max(storm.recover_seconds) < within, f"{storm.recover_seconds} (deadline {within} s)\n{report}"
 
 
-def _all_live_with_one_build(result: StormResult) -> None:
-    assert not result.stuck, _report(result)
-    assert result.by_status() == {"live": len(result.deployments)}, _report(result)
-    assert result.builds_per_deploy_max == 1, _report(result)
+def test_deploy_requested_killed_between_claims_and_submits(stack: Stack, api: Api, repos: Path) -> None:
+    """Redeliveries within the claim's lease are acked; the watchdog resumes each claim after it, finding
+    the build by its tag where the submit had reached Cloud Build ("thaw") or submitting it ("kill")."""
+    within = CLAIM_LEASE.total_seconds() + TICK + BUILD_AND_ROLLOUT
+    for localcloud in ("thaw", "kill"):
+        _all_live_with_one_build(faults.claims_without_submits(stack, api, repos, localcloud), within)
 
 
-def test_each_function_killed_at_several_points_of_eight_concurrent_deploys(
+def test_build_finished_down_until_pubsub_gives_up_on_every_success(stack: Stack, api: Api, repos: Path) -> None:
+    within = DEADLINES[Status.BUILDING].quiet.total_seconds() + TICK + BUILD_AND_ROLLOUT
+    _all_live_with_one_build(faults.notifications_lost(stack, api, repos), within)
+
+
+def test_each_function_killed_at_random_moments_of_eight_concurrent_deploys(
     stack: Stack, api: Api, repos: Path
 ) -> None:
+    within = DEADLINES[Status.QUEUED].quiet.total_seconds() + TICK + BUILD_AND_ROLLOUT
     for round_ in range(2):  # twice: a fault test kills more than once
         kills = [
-            Kill(0.2 + round_ * 0.3, "api"),  # mid-request: some deploys are stored but maybe never announced
-            Kill(0.8 + round_ * 0.4, "deploy_requested"),  # between claims and submits
-            Kill(2.5 + round_, "deploy_requested"),
-            Kill(4.0 + round_, "build_finished"),  # builds finishing, rollouts starting
-            Kill(7.0 + round_, "build_finished"),
+            Kill(0.1 + round_ * 0.3, "api"),  # mid-request: a deploy may be stored and never announced
+            Kill(0.6 + round_ * 0.4, "deploy_requested"),
+            Kill(3.0 + round_, "build_finished"),
+            Kill(6.0 + round_, "build_finished"),
         ]
-        result = storm(stack, api, repos, kills, deploys=8, timeout=RECOVERY)
-        assert len(result.deployments) + len(result.request_errors) >= 8, _report(result)
-        _all_live_with_one_build(result)
-
-
-def test_localcloud_killed_while_builds_are_submitted(stack: Stack, api: Api, repos: Path) -> None:
-    for round_ in range(2):
-        result = storm(stack, api, repos, [Kill(0.5 + round_, "localcloud", down_for=3)], deploys=6, timeout=RECOVERY)
-        assert not result.stuck, _report(result)
-        assert result.builds_per_deploy_max <= 1, _report(result)
-        for d in result.deployments.values():  # a build that died with localcloud fails, saying so
-            assert d["status"] == "live" or (d["status"] == "failed" and d.get("error")), _report(result)
+        _all_live_with_one_build(faults.random_kills(stack, api, repos, kills), within)
 
 
 def _rejections_naming(deployment_id: str) -> list[str]:
-    query = client().collection(REJECTED_EVENTS).where(filter=firestore.FieldFilter("source", "==", "build_finished"))
+    source = firestore.FieldFilter("source", "==", "build_finished")
+    query = client().collection(REJECTED_EVENTS).where(filter=source)
     return [str(s.get("reason")) for s in query.stream() if deployment_id in str(s.get("reason"))]
 
 
 def _forge(deployment_id: str, build_id: str, status: str) -> None:
+    """A message that looks like Cloud Build's, naming a deployment it did not build."""
     build = cloudbuild_v1.Build(
         id=build_id,
         project_id=settings().project,
@@ -82,31 +81,36 @@ def _forge(deployment_id: str, build_id: str, status: str) -> None:
     pubsub.publish_raw(topology.CLOUD_BUILDS, data, buildId=build_id, status=status)
 
 
-def test_forged_build_events_change_nothing_and_a_deploy_queued_behind_an_outage_starts_after_it(
+def _stored(deployment_id: str) -> dict[str, object]:
+    return client().collection(DEPLOYMENTS).document(deployment_id).get().to_dict() or {}
+
+
+def test_forged_build_events_change_nothing_and_a_request_pubsub_gave_up_on_still_starts(
     stack: Stack, api: Api, repos: Path
 ) -> None:
     repo = str(example_repos.example("hello-python", repos))
-    other = api.deploy(api.create_app(repo)["id"])
-    other_live = watch.follow_deployment(other["id"], timeout=120)
-    assert other_live["status"] == "live", other_live
+    other_id = api.deploy(api.create_app(repo)["id"])["id"]
+    other = watch.follow_deployment(other_id, timeout=120)
+    assert other["status"] == "live", other
 
-    stack.kill("deploy_requested")  # an outage: the request waits in Pub/Sub, then is dropped
+    stack.kill("deploy_requested")  # an outage, until Pub/Sub gives up on the request
     try:
-        victim = api.deploy(api.create_app(repo)["id"])
-        _forge(victim["id"], "00000000-made-up-build", "SUCCESS")
-        _forge(victim["id"], other_live["buildId"], "SUCCESS")  # another deployment's real build
-        _forge(victim["id"], "00000000-made-up-build", "FAILURE")
-        wait_for(lambda: len(_rejections_naming(victim["id"])) >= 3, "the 3 forgeries rejected")
-        reasons = _rejections_naming(victim["id"])
-        assert any("Cloud Build has no build 00000000-made-up-build" in r for r in reasons), reasons
-        assert any(f"is not a build of deployment {victim['id']}" in r for r in reasons), reasons
-        stored = client().collection("deployments").document(victim["id"]).get().to_dict() or {}
-        assert stored["status"] == "queued" and stored.get("buildId") is None, stored
+        victim = api.deploy(api.create_app(repo)["id"])["id"]
+        _forge(victim, "00000000-made-up-build", "SUCCESS")
+        _forge(victim, str(other["buildId"]), "SUCCESS")  # another deployment's real build
+        _forge(victim, "00000000-made-up-build", "FAILURE")
+        wait_for(lambda: len(_rejections_naming(victim)) >= 3, "the three forgeries to be rejected")
+        reasons = _rejections_naming(victim)
+        assert sum("Cloud Build has no build 00000000-made-up-build" in r for r in reasons) == 2, reasons
+        assert any(f"is not a build of deployment {victim}" in r for r in reasons), reasons
+        assert _stored(victim)["status"] == "queued" and _stored(victim).get("buildId") is None
+        faults.dead_lettered("deploy_requested", lambda a: a.get("deploymentId"), {victim})
     finally:
         stack.start_again("deploy_requested")
 
-    ended = watch.follow_deployment(victim["id"], timeout=RECOVERY)
+    within = DEADLINES[Status.QUEUED].quiet.total_seconds() + TICK + BUILD_AND_ROLLOUT
+    ended = watch.follow_deployment(victim, timeout=within)
     assert ended["status"] == "live", ended
-    again = client().collection("deployments").document(other["id"]).get().to_dict() or {}
-    assert again["status"] == "live" and again["revision"] == other_live["revision"]  # the forgery moved nothing
-    assert len(_rejections_naming(victim["id"])) == 3  # each forgery acked once, not redelivered
+    assert len(_rejections_naming(victim)) == 3  # each forgery was acked once, not redelivered
+    untouched = _stored(other_id)
+    assert untouched["status"] == "live" and untouched["revision"] == other["revision"]
