@@ -44,7 +44,7 @@ def test_deploy_requested_killed_between_claims_and_submits(stack: Stack, api: A
         _all_live_with_one_build(faults.claims_without_submits(stack, api, repos, localcloud), within)
 
 
-def test_build_finished_down_until_pubsub_gives_up_on_every_success(stack: Stack, api: Api, repos: Path) -> None:
+def test_build_notifications_never_heard_are_asked_of_cloud_build(stack: Stack, api: Api, repos: Path) -> None:
     within = DEADLINES[Status.BUILDING].quiet.total_seconds() + TICK + BUILD_AND_ROLLOUT
     _all_live_with_one_build(faults.notifications_lost(stack, api, repos), within)
 
