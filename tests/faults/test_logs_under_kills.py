@@ -2,10 +2,11 @@
 
 The operator's run behind issue #15 (bench/faults_logs.py does it; `make bench-faults` repeats it):
 4,000 lines at 200/s, the worker killed outright at +8 s and +18 s and restarted each time, as Cloud
-Run would. Before the fix, 3 of 5 such runs lost 5 to 14 consecutive lines (the Pub/Sub emulator
-drops what a dead consumer held when the subscription has a retry policy), stored 10 to 57 lines
-twice (a restarted worker could not know what the dead one had committed), and paging with
-`after=` returned those lines twice.
+Run would. Before the fix, each of 6 such runs lost 6 to 20 consecutive lines (the Pub/Sub emulator
+drops what a dead consumer held when the subscription has a retry policy), 4 of them stored 12 to 57
+lines twice (a restarted worker could not know what the dead one had committed), and 3 returned 3 to
+57 lines twice across `after=` pages (the api deduped within one response only). See docs/logs.md,
+"Faults".
 """
 
 from __future__ import annotations
