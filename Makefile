@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv prereqs run test unit lint typecheck bench bench-spine bench-logs check-infra clean
+.PHONY: help venv prereqs run test unit lint typecheck bench bench-spine bench-logs bench-faults check-infra clean
 
 help:
 	@echo "make run          start the platform locally and deploy the example app (Ctrl-C stops it)"
@@ -14,6 +14,7 @@ help:
 	@echo "make bench        both benchmarks below"
 	@echo "make bench-spine  the deploy spine (20 deploys; p50/p99 per hop)"
 	@echo "make bench-logs   live logs at 100, 1,000 and 3,000 lines/s (latency, loss, duplicates, writes)"
+	@echo "make bench-faults live logs at 200 lines/s with the worker killed -9 twice (lost, duplicates)"
 	@echo "make check-infra  offline checks of terraform/ (parse, contract, checkov, fmt)"
 	@echo "make clean        remove the virtual environment and local state (.devgem/)"
 
@@ -69,6 +70,9 @@ bench-spine: prereqs
 
 bench-logs: prereqs
 	$(PY) -m bench.logs
+
+bench-faults: prereqs
+	$(PY) -m bench.faults_logs
 
 check-infra: $(STAMP)
 	$(PY) scripts/check_infra.py

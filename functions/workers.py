@@ -23,7 +23,8 @@ def _serve(name: str, handle: pull_worker.HandleBatch) -> None:
 
 def log_entry() -> None:
     # Idempotent: a line this instance committed or is committing (by insertId) settles without a
-    # write; a copy written by another instance is dropped by the readers.
+    # write, and a redelivered line is looked up in storage first (another instance may have written
+    # it and died before acking); a copy that still slips through is dropped by the readers.
     _serve("log_entry", ingest_logs.accept_batch)
 
 

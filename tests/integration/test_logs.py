@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -307,3 +308,40 @@ def test_a_follower_catches_up_when_more_chunks_arrive_at_once_than_its_window_h
         wait_for(lambda: len(got) == 13, "twelve more lines")
     assert got == ["listening", *[f"line {n}" for n in range(12)]]
     assert follower.gap_fills >= 1
+
+
+def test_paging_returns_a_line_stored_twice_only_once(api: Api, app: dict[str, Any]) -> None:
+    """Storage may hold a line twice (a redelivery another instance wrote). Each page keeps only the
+    first copy of a line, so paging forward with `after=` or back with `before=` shows it once, even
+    when the copies sit on different pages."""
+    db = client()
+    ids = ChunkIds("beef")
+    target = Target(api.tenant, app["id"], None)
+    start = floor_before(ids.next())
+    now = clock.now()
+    lines = [LogLine(f"p-{n}", now + timedelta(milliseconds=n), "INFO", f"line {n}", "run", "stdout") for n in range(6)]
+    # chunk k holds line k; chunk 4 also holds a second copy of line 1, chunk 5 of lines 0 and 3
+    contents = [[0], [1], [2], [3], [4, 1], [5, 0, 3]]
+    for numbers in contents:
+        for chunk_id, doc in chunk_docs(target, [lines[n] for n in numbers], clock.now(), ids):
+            logs_ref(db, app["id"]).document(chunk_id).create(doc)
+    returned: list[str] = []
+    cursor = start
+    for _ in range(10):  # one chunk a page (limit 1), then an empty page
+        response = api.call("GET", f"/v1/apps/{app['id']}/logs", params={"after": cursor, "limit": 1})
+        assert response.status_code == 200, response.text
+        body = response.json()
+        returned += [line["insertId"] for line in body["lines"]]
+        if body["cursor"] == cursor:
+            break
+        cursor = body["cursor"]
+    assert returned == [f"p-{n}" for n in range(6)]
+    back: list[str] = []
+    params = {"limit": "1"}
+    for _ in range(10):
+        body = api.call("GET", f"/v1/apps/{app['id']}/logs", params=params).json()
+        back += [line["insertId"] for line in body["lines"]]
+        if not body["oldest"]:
+            break
+        params = {"limit": "1", "before": body["oldest"]}
+    assert sorted(back) == [f"p-{n}" for n in range(6)]

@@ -12,7 +12,7 @@ import pytest
 from google.api_core.exceptions import DeadlineExceeded
 from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
 
-from devgem.entrypoints.pull_worker import PullWorker
+from devgem.entrypoints.pull_worker import Delivery, PullWorker
 from devstack.stack import PROJECT, Stack
 from tests.waiting import wait_for
 
@@ -97,7 +97,7 @@ class Gate:
         self.held: list[Future[str]] = []
         self._released = threading.Event()
 
-    def __call__(self, payloads: Sequence[bytes]) -> list[Future[str]]:
+    def __call__(self, payloads: Sequence[Delivery]) -> list[Future[str]]:
         if self._released.is_set():
             return [settled() for _ in payloads]
         futures: list[Future[str]] = [Future() for _ in payloads]
@@ -120,10 +120,10 @@ def test_settled_messages_are_acked_and_failed_ones_come_back_at_once(sub: Subsc
     seen: list[str] = []
     lock = threading.Lock()
 
-    def handle(payloads: Sequence[bytes]) -> list[Future[str]]:
+    def handle(payloads: Sequence[Delivery]) -> list[Future[str]]:
         out = []
         for p in payloads:
-            text = p.decode()
+            text = p.data.decode()
             with lock:
                 first = text not in seen
                 seen.append(text)
@@ -145,7 +145,7 @@ def test_settled_messages_are_acked_and_failed_ones_come_back_at_once(sub: Subsc
 def test_a_handler_that_raises_nacks_its_whole_batch(sub: Subscription) -> None:
     calls: list[int] = []
 
-    def handle(payloads: Sequence[bytes]) -> list[Future[str]]:
+    def handle(payloads: Sequence[Delivery]) -> list[Future[str]]:
         calls.append(len(payloads))
         if len(calls) == 1:
             raise RuntimeError("a bug")
@@ -221,8 +221,8 @@ def test_what_it_holds_stays_leased_past_the_ack_deadline(stack: Stack) -> None:
     calls: list[str] = []
     slow: Future[str] = Future()
 
-    def handle(payloads: Sequence[bytes]) -> list[Future[str]]:
-        calls.extend(p.decode() for p in payloads)
+    def handle(payloads: Sequence[Delivery]) -> list[Future[str]]:
+        calls.extend(p.data.decode() for p in payloads)
         return [slow for _ in payloads]
 
     worker = PullWorker(sub.path, handle, ack_deadline=10)

@@ -230,3 +230,54 @@ def test_chunks_split_below_the_document_limit_and_ids_sort_in_write_order() -> 
     lines = [entry for _, doc in chunks for entry in json.loads(doc["lines"])]
     assert [entry["insertId"] for entry in lines] == [f"i-{i}" for i in range(20)]
     assert lines[0]["at"] == "2026-11-26T10:00:00.000000Z"
+
+
+def test_a_redelivered_line_another_instance_stored_is_looked_up_and_not_written_again(
+    recorder: Recorder, writers: list[LogWriter]
+) -> None:
+    """A worker killed between its commit and its ack: the line comes back to an instance that never
+    saw it, which finds it in the app's chunks (written since the message was published) instead."""
+    asked: list[tuple[str, str]] = []
+
+    def lookup(app_id: str, floor: str) -> set[str]:
+        asked.append((app_id, floor))
+        return {"i-1"}  # the dead instance stored i-1, not i-2
+
+    writer = LogWriter(lambda: DB, commit=recorder, lookup=lookup, max_wait=0.1, counter_interval=3600)
+    writers.append(writer)
+    published = AT + timedelta(seconds=30)
+    arrival = writer.arrive()
+    futures = [writer.submit(APP, line(n), check_since=published) for n in (1, 2)] + [writer.submit(APP, line(3))]
+    arrival.leave()
+    assert [f.result(timeout=5) for f in futures] == ["duplicate", "written", "written"]
+    assert recorder.lines() == ["i-2", "i-3"]
+    assert asked == [(APP.app_id, "1795687225000")]  # one query, from the publish time less the skew
+    assert written(writer, APP, 1) == "duplicate"  # first deliveries are not looked up
+    assert writer.stats.checked == 2
+
+
+def test_a_redelivered_line_this_instance_stored_needs_no_lookup(recorder: Recorder, writers: list[LogWriter]) -> None:
+    def lookup(app_id: str, floor: str) -> set[str]:
+        raise AssertionError("looked up a line this instance committed itself")
+
+    writer = LogWriter(lambda: DB, commit=recorder, lookup=lookup, max_wait=0.1, counter_interval=3600)
+    writers.append(writer)
+    assert written(writer, APP, 1) == "written"
+    assert writer.submit(APP, line(1), check_since=AT).result(timeout=5) == "duplicate"
+
+
+def test_a_failed_lookup_fails_its_lines_rather_than_risk_a_second_copy(
+    recorder: Recorder, writers: list[LogWriter]
+) -> None:
+    def lookup(app_id: str, floor: str) -> set[str]:
+        raise RuntimeError("Firestore is down")
+
+    writer = LogWriter(lambda: DB, commit=recorder, lookup=lookup, max_wait=0.1, counter_interval=3600)
+    writers.append(writer)
+    arrival = writer.arrive()
+    checked, fresh = writer.submit(APP, line(1), check_since=AT), writer.submit(APP, line(2))
+    arrival.leave()
+    with pytest.raises(RetryLater):
+        checked.result(timeout=5)
+    assert fresh.result(timeout=5) == "written"
+    assert recorder.lines() == ["i-2"]

@@ -27,6 +27,8 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from google.api_core import exceptions as gexc
@@ -34,7 +36,25 @@ from google.cloud.pubsub_v1 import SubscriberClient
 
 log = logging.getLogger(__name__)
 
-HandleBatch = Callable[[Sequence[bytes]], Sequence["Future[Any]"]]
+
+@dataclass(frozen=True)
+class Delivery:
+    """One pulled message as a handler sees it.
+
+    `attempt` is Pub/Sub's delivery count (1 the first time; 0 when the subscription has no
+    dead-letter policy, as Pub/Sub counts only then). A handler uses it to tell a redelivery, which
+    may repeat work a dead instance already committed, from a first delivery, which cannot."""
+
+    data: bytes
+    attempt: int = 1
+    published: datetime | None = None
+
+    @property
+    def redelivered(self) -> bool:
+        return self.attempt > 1
+
+
+HandleBatch = Callable[[Sequence[Delivery]], Sequence["Future[Any]"]]
 
 STARTED = "pulling"  # the first word this worker logs once it runs (devstack waits for it)
 MAX_ACK_IDS = 2_500  # per Acknowledge / ModifyAckDeadline request
@@ -122,7 +142,10 @@ class PullWorker:
                     log.warning("pull failed (%s); retrying", type(exc).__name__)
                 self.stop.wait(0.5)
                 continue
-            received = [(m.ack_id, m.message.data) for m in response.received_messages]
+            received = [
+                (m.ack_id, Delivery(m.message.data, m.delivery_attempt, _published(m)))
+                for m in response.received_messages
+            ]
             self._received(room, received)
             if self.stop.is_set():  # pulled while stopping: give them straight back
                 self._settle_all(received, ok=False)
@@ -148,17 +171,17 @@ class PullWorker:
             self._reserved += room
             return room
 
-    def _received(self, reserved: int, messages: list[tuple[str, bytes]]) -> None:
+    def _received(self, reserved: int, messages: list[tuple[str, Delivery]]) -> None:
         with self._cond:
             self._reserved -= reserved
-            for ack_id, data in messages:
+            for ack_id, delivery in messages:
                 if ack_id not in self._outstanding:
-                    self._outstanding[ack_id] = len(data)
-                    self._held_bytes += len(data)
+                    self._outstanding[ack_id] = len(delivery.data)
+                    self._held_bytes += len(delivery.data)
 
-    def _dispatch(self, messages: list[tuple[str, bytes]]) -> None:
+    def _dispatch(self, messages: list[tuple[str, Delivery]]) -> None:
         try:
-            futures = self._handle([data for _, data in messages])
+            futures = self._handle([delivery for _, delivery in messages])
         except Exception:  # a handler bug: retry the batch rather than lose or hold it
             log.exception("the batch handler failed; its %d messages are nacked", len(messages))
             self._settle_all(messages, ok=False)
@@ -169,7 +192,7 @@ class PullWorker:
     def _on_done(self, ack_id: str) -> Callable[[Future[Any]], None]:
         return lambda future: self._settled(ack_id, ok=future.exception() is None)
 
-    def _settle_all(self, messages: list[tuple[str, bytes]], ok: bool) -> None:
+    def _settle_all(self, messages: list[tuple[str, Delivery]], ok: bool) -> None:
         for ack_id, _ in messages:
             self._settled(ack_id, ok)
 
@@ -243,6 +266,14 @@ class PullWorker:
         if left:
             log.warning("stopping: %d messages were still being written and are nacked", len(left))
         self._send()
+
+
+def _published(message: Any) -> datetime | None:
+    """The message's publish time (the same on every redelivery), if the server sent one."""
+    if not message.message._pb.HasField("publish_time"):
+        return None
+    published: datetime = message.message.publish_time
+    return published
 
 
 def serve(subscription: str, handle: HandleBatch, ack_deadline: int) -> None:

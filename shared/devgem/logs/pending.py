@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from devgem.domain.errors import RetryLater
@@ -26,14 +27,28 @@ class PendingFlush:
     first_at: float = 0.0
     last_at: float = 0.0
     failed: dict[LineKey, BaseException] = field(default_factory=dict)
+    # Redelivered lines to look for in storage before writing, each with the earliest time a chunk
+    # holding it can have been written (its message's publish time).
+    check: dict[LineKey, datetime] = field(default_factory=dict)
+    stored: set[LineKey] = field(default_factory=set)  # checked lines found already stored
 
-    def add(self, key: LineKey, target: Target, line: LogLine, future: Future[str], now: float) -> None:
+    def add(
+        self,
+        key: LineKey,
+        target: Target,
+        line: LogLine,
+        future: Future[str],
+        now: float,
+        check_since: datetime | None = None,
+    ) -> None:
         self.last_at = now
         if not self.lines:
             self.first_at = now
         self.lines[key] = (target, line)
         self.waiting[key] = [future]
         self.bytes += line.size()
+        if check_since is not None:
+            self.check[key] = check_since
 
     def fail_all(self, error: BaseException) -> None:
         self.failed.update({key: error for key in self.lines if key not in self.failed})
@@ -47,7 +62,7 @@ def settle(flush: PendingFlush) -> None:
             if error is not None:
                 future.set_exception(RetryLater(f"the log chunk could not be written: {error}"))
             else:
-                future.set_result("written" if i == 0 else "duplicate")
+                future.set_result("written" if i == 0 and key not in flush.stored else "duplicate")
 
 
 def commit_batches(writes: list[Any]) -> list[list[Any]]:

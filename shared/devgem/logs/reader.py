@@ -3,6 +3,15 @@
 The api serves this to the web app and the CLI; build_finished uses it for a failed build's tail.
 Every query is scoped to one tenant (tenantId ==), as the security rules require of a client query.
 A cursor is a chunk id: a reader that follows with a listener starts just before it (see devgem.logs.follow).
+
+A line is shown in the first (oldest) chunk that holds its insertId, and only there. Storage may
+hold a second copy (a redelivery another instance wrote, see devgem.logs.writer), and a page that
+reads only the later copy cannot know the client saw the first on an earlier page. So each page
+looks back for the lines it returns: a copy of a line can only be in a chunk written after the
+line's time (less CLOCK_SKEW), so the chunks from the oldest returned line's time up to the page's
+start are read, and a line one of them holds is left out. This is what makes paging with `after=`
+(and `before=`) return every line once, not only once per response. It costs the chunks of that
+span (about CLOCK_SKEW's worth when lines flow normally), at most MAX_LOOKBACK.
 """
 
 from __future__ import annotations
@@ -14,11 +23,12 @@ from datetime import datetime, timedelta
 from google.cloud import firestore
 from google.cloud.firestore_v1.field_path import FieldPath
 
-from devgem.logs.chunks import Doc, SeenIds, filter_lines, id_floor, logs_ref
+from devgem.logs.chunks import Doc, SeenIds, filter_lines, id_floor, lines_of, logs_ref
 
 PAGE = 50  # chunks per query page
 MAX_SCAN = 400  # chunks one request reads at most; beyond that the answer says it is truncated
 CLOCK_SKEW = timedelta(seconds=5)  # a line's time may be a little ahead of its chunk's flush time
+MAX_LOOKBACK = 1000  # chunks before a page read at most to find earlier copies of its lines
 
 
 @dataclass
@@ -113,6 +123,9 @@ def newest(
         found += len(lines)
     seen = SeenIds()
     lines = [line for page in reversed(pages) for line in page if seen.first_time(str(line.get("insertId")))]
+    if history.oldest is not None:  # a line an older page holds too is shown there, not here
+        shown = earlier_copies(db, tenant_id, app_id, lines, history.oldest, False, deployment_id)
+        lines = [line for line in lines if str(line.get("insertId")) not in shown]
     history.lines = in_time_order(lines)[-limit:]
     return history
 
@@ -136,8 +149,43 @@ def after(
             break
         history.lines.extend(filter_lines([chunk], seen, severity))
         history.cursor = chunk_id
-    history.lines = in_time_order(history.lines)
+    shown = earlier_copies(db, tenant_id, app_id, history.lines, cursor, True, deployment_id)
+    history.lines = in_time_order([line for line in history.lines if str(line.get("insertId")) not in shown])
     return history
+
+
+def earlier_copies(
+    db: firestore.Client,
+    tenant_id: str,
+    app_id: str,
+    lines: list[Doc],
+    below: str,
+    inclusive: bool,
+    deployment_id: str | None = None,
+) -> set[str]:
+    """The insertIds of `lines` that a chunk before `below` (or at it, `inclusive`) also holds: a
+    page that starts there must leave them out, as they belong to an earlier page."""
+    wanted = {str(line.get("insertId")) for line in lines}
+    times = [_parse_at(line.get("at")) for line in lines]
+    known = [at for at in times if at is not None]
+    if not wanted or not known:
+        return set()
+    floor = id_floor(min(known) - CLOCK_SKEW)
+    if floor > below:  # every copy of these lines was written after the page's start
+        return set()
+    query = _bounded(_query(db, tenant_id, app_id, deployment_id, descending=True), db, app_id, ">=", floor)
+    query = _bounded(query, db, app_id, "<=" if inclusive else "<", below)
+    found: set[str] = set()
+    for snap in query.limit(MAX_LOOKBACK).stream():
+        found.update(i for i in (str(line.get("insertId")) for line in lines_of(snap.to_dict() or {})) if i in wanted)
+    return found
+
+
+def _parse_at(value: object) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
 
 
 def in_time_order(lines: list[Doc]) -> list[Doc]:

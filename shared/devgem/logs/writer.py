@@ -17,8 +17,14 @@ When the flusher commits the pending lines (the rule is in logs/schedule.py):
 
 Duplicates by insertId are dropped: a line already pending shares that same commit, and a line
 committed by this instance in the last `remember` seconds is settled without a write (recent_ids.py).
-(A redelivery that lands on another instance is written again; readers drop it by insertId, see
-logs.chunks.SeenIds.)
+That memory dies with the instance, and a redelivery may land on another instance: a line committed
+by an instance killed before it acked comes back to one that never saw it. So a *redelivered* line
+(`check_since`, its message's publish time) that this instance does not know is looked for in its
+app's chunks written since then, before it is written (one query per app and flush that holds such
+lines); found, it settles as a duplicate. First deliveries are not checked: nothing can have stored
+them. What is left: an instance that loses its lease while alive (it stops extending leases for
+longer than the ack deadline) and commits after the redelivery's check; readers still drop that copy
+(logs.reader keeps the first copy of an insertId across pages too).
 
 A failed commit fails the futures of every line in it with RetryLater; the worker nacks those
 messages and Pub/Sub redelivers them.
@@ -34,15 +40,17 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime, timedelta
 from typing import Any
 
 from google.cloud import firestore
+from google.cloud.firestore_v1.field_path import FieldPath
 
 from devgem import clock
 from devgem.domain.errors import RetryLater
-from devgem.logs.chunks import ChunkIds, Target, chunk_docs, logs_ref
+from devgem.logs.chunks import ChunkIds, Target, chunk_docs, id_floor, lines_of, logs_ref
 from devgem.logs.entries import LogLine
 from devgem.logs.pending import LineKey, PendingFlush, commit_batches, settle
 from devgem.logs.recent_ids import RecentIds
@@ -56,7 +64,10 @@ log = logging.getLogger(__name__)
 
 MAX_PENDING_BYTES = 64 * 1024 * 1024  # beyond this an instance answers 500 and Pub/Sub backs off
 
+CHECK_SKEW = timedelta(seconds=5)  # a chunk id (a writer's clock) may be this far behind a publish time
+
 Commit = Callable[[list[tuple[firestore.DocumentReference, dict[str, Any]]]], None]
+Lookup = Callable[[str, str], Iterable[str]]  # (app id, smallest chunk id) -> insertIds stored from there on
 
 
 class Arrival:
@@ -82,11 +93,13 @@ class LogWriter:
         counter_interval: float = 1.0,
         max_commits: int = 2,
         commit: Commit | None = None,
+        lookup: Lookup | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._db = db
         self.cadence = Cadence(max_wait=max_wait, eager_below=eager_below, quiet=quiet, max_commits=max_commits)
         self._commit = commit or self._firestore_commit
+        self._lookup = lookup or self._firestore_lookup
         self._now = monotonic
         self.ids = ChunkIds()
         self.stats = Stats()
@@ -116,9 +129,13 @@ class LogWriter:
                 self._busy -= 1
                 self._cond.notify_all()
 
-    def submit(self, target: Target, line: LogLine) -> Future[str]:
+    def submit(self, target: Target, line: LogLine, check_since: datetime | None = None) -> Future[str]:
         """A future that becomes "written" once the line is durably in Firestore, "duplicate" if it
-        already was (or is being written), or fails with RetryLater if its commit failed."""
+        already was (or is being written), or fails with RetryLater if its commit failed.
+
+        `check_since` marks a redelivered line: the earliest time a copy of it can have been
+        stored (its message's publish time). The app's chunks written since then are searched for
+        it before it is written, as the instance that stored it may have died before acking."""
         key = (target.app_id, line.insert_id)
         future: Future[str] = Future()
         with self._cond:
@@ -138,7 +155,7 @@ class LogWriter:
             if self._open.bytes > MAX_PENDING_BYTES:
                 future.set_exception(RetryLater("the log writer is saturated; Pub/Sub will redeliver"))
                 return future
-            self._open.add(key, target, line, future, self._now())
+            self._open.add(key, target, line, future, self._now(), check_since)
             self._cond.notify_all()
         return future
 
@@ -232,8 +249,12 @@ class LogWriter:
         written: set[Target] = set()
         chunks = commits = 0
         try:
+            if flush.check:
+                self._drop_stored(flush)
             groups: dict[Target, list[LogLine]] = {}
             for key, (target, line) in flush.lines.items():
+                if key in flush.stored or key in flush.failed:
+                    continue
                 groups.setdefault(target, []).append(line)
                 keys.setdefault(target, []).append(key)
             db, now = self._db(), clock.now()
@@ -265,10 +286,44 @@ class LogWriter:
                             self.stats.lines += 1
                 self.stats.commits += commits
                 self.stats.chunks += chunks
+                for key in flush.stored:  # known now: a later copy needs no lookup
+                    self._recent.add(key, done_at)
+                self.stats.duplicates += len(flush.stored)
+                self.stats.checked += len(flush.check)
                 self._recent.forget_old(done_at)
                 self._committing.remove(flush)
                 self._cond.notify_all()
             settle(flush)
+
+    def _drop_stored(self, flush: PendingFlush) -> None:
+        """Mark the flush's redelivered lines that some instance already stored (runs on a committer
+        thread, before the flush's chunks are built). A lookup that fails fails its lines: they are
+        nacked and come back, rather than risk a second copy."""
+        since: dict[str, datetime] = {}
+        for (app_id, _), at in flush.check.items():
+            since[app_id] = min(at, since.get(app_id, at))
+        with self._cond:  # this instance's own commits need no query
+            flush.stored.update(key for key in flush.check if key in self._recent)
+        for app_id, at in since.items():
+            keys = [key for key in flush.check if key[0] == app_id and key not in flush.stored]
+            if not keys:
+                continue
+            try:
+                stored = set(self._lookup(app_id, id_floor(at - CHECK_SKEW)))
+            except Exception as exc:
+                log.warning("log writer: could not check %d redelivered lines: %s", len(keys), type(exc).__name__)
+                flush.failed.update({key: exc for key in keys})
+                continue
+            flush.stored.update(key for key in keys if key[1] in stored)
+
+    def _firestore_lookup(self, app_id: str, floor: str) -> set[str]:
+        """The insertIds in the app's chunks with ids from `floor` on (any instance's)."""
+        ref = logs_ref(self._db(), app_id)
+        query = ref.where(filter=firestore.FieldFilter(FieldPath.document_id(), ">=", ref.document(floor)))
+        found: set[str] = set()
+        for snap in query.select(["lines"]).stream(timeout=30):
+            found.update(str(line.get("insertId", "")) for line in lines_of(snap.to_dict() or {}))
+        return found
 
     def _firestore_commit(self, writes: list[tuple[firestore.DocumentReference, dict[str, Any]]]) -> None:
         batch = self._db().batch()

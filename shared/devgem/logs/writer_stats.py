@@ -16,6 +16,7 @@ class Stats:
     chunks: int = 0
     commits: int = 0
     duplicates: int = 0
+    checked: int = 0  # redelivered lines looked for in storage before writing
     rejected: int = 0
     counter_writes: int = 0
 

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import Future
+from datetime import datetime
 from functools import lru_cache
+from typing import Protocol
 
 from devgem.adapters.firestore_client import client
 from devgem.logs.entries import RejectedLogEntry, parse
@@ -35,17 +37,35 @@ def router() -> LineRouter:
     return LineRouter()
 
 
-def accept_batch(payloads: Sequence[bytes]) -> list[Future[str]]:
-    """One future per payload, in order: "written", "duplicate" or "rejected: <reason>", or RetryLater."""
+class Delivered(Protocol):
+    """A pulled message (devgem.entrypoints.pull_worker.Delivery), as much of it as this needs."""
+
+    @property
+    def data(self) -> bytes: ...
+
+    @property
+    def redelivered(self) -> bool: ...
+
+    @property
+    def published(self) -> datetime | None: ...
+
+
+def accept_batch(messages: Sequence[Delivered]) -> list[Future[str]]:
+    """One future per message, in order: "written", "duplicate" or "rejected: <reason>", or RetryLater.
+
+    A redelivered message may carry a line that a dead instance committed but never acked, which
+    this instance cannot remember: the writer checks the app's chunks for it before writing it
+    (LogWriter.submit's `check_since`), so a crash does not store the line twice."""
     w = writer()
     arrival = w.arrive()
     try:
-        return [_accept(w, data) for data in payloads]
+        return [_accept(w, message) for message in messages]
     finally:
         arrival.leave()
 
 
-def _accept(w: LogWriter, data: bytes) -> Future[str]:
+def _accept(w: LogWriter, message: Delivered) -> Future[str]:
+    data = message.data
     try:
         line = parse(data)
         target = router().route(line)
@@ -56,7 +76,8 @@ def _accept(w: LogWriter, data: bytes) -> Future[str]:
         failed: Future[str] = Future()
         failed.set_exception(exc)
         return failed
-    return w.submit(target, line)
+    check_since = (message.published or line.at) if message.redelivered else None
+    return w.submit(target, line, check_since=check_since)
 
 
 def _settled(outcome: str) -> Future[str]:
