@@ -11,10 +11,10 @@ help:
 	@echo "make run          start the platform locally and deploy the example app (Ctrl-C stops it)"
 	@echo "make test         lint, type-check, then every test, fastest first (unit, integration, localcloud, e2e), and coverage"
 	@echo "make unit         only the unit tests (no Java, no servers; a few seconds)"
-	@echo "make bench        both benchmarks below"
+	@echo "make bench        every benchmark below"
 	@echo "make bench-spine  the deploy spine (20 deploys; p50/p99 per hop)"
 	@echo "make bench-logs   live logs at 100, 1,000 and 3,000 lines/s (latency, loss, duplicates, writes)"
-	@echo "make bench-faults live logs at 200 lines/s with the worker killed -9 twice (lost, duplicates)"
+	@echo "make bench-faults deploys and live logs under kill -9, freezes and outages (stuck, builds, lost, duplicates, recovery)"
 	@echo "make check-infra  offline checks of terraform/ (parse, contract, checkov, fmt)"
 	@echo "make clean        remove the virtual environment and local state (.devgem/)"
 
@@ -63,7 +63,7 @@ test: prereqs lint typecheck check-infra
 	$(PY) -m coverage report | grep -E '^(Name|TOTAL)'; \
 	if [ -n "$$failed" ]; then echo "make test: failed:$$failed" >&2; exit 1; fi
 
-bench: bench-spine bench-logs
+bench: bench-spine bench-logs bench-faults
 
 bench-spine: prereqs
 	$(PY) -m bench.spine
@@ -72,7 +72,7 @@ bench-logs: prereqs
 	$(PY) -m bench.logs
 
 bench-faults: prereqs
-	$(PY) -m bench.faults_logs
+	$(PY) -m bench.faults
 
 check-infra: $(STAMP)
 	$(PY) scripts/check_infra.py

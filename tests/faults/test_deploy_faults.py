@@ -1,7 +1,7 @@
 """kill -9, freezes and outages during concurrent deploys, and forged build events: every deployment
 ends within its deadline with at most one build, and a forgery changes nothing. Real servers throughout:
 functions and localcloud are killed as processes and started again, as Cloud Functions would start a new
-instance; the scenarios are devstack.faults, which `make bench-faults` runs too."""
+instance; the scenarios are bench.faults_deploys, which `make bench-faults` runs too."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from pathlib import Path
 from google.cloud import firestore
 from google.cloud.devtools import cloudbuild_v1
 
+from bench import faults_deploys as faults
+from bench.faults_deploys import Kill, Storm
 from devgem import topology
 from devgem.adapters import cloud_build, pubsub
 from devgem.adapters.collections import DEPLOYMENTS, REJECTED_EVENTS
@@ -18,9 +20,8 @@ from devgem.adapters.firestore_client import client
 from devgem.config import settings
 from devgem.domain.deadlines import DEADLINES
 from devgem.domain.deployment import CLAIM_LEASE, Status
-from devstack import example_repos, faults, watch
+from devstack import example_repos, watch
 from devstack.api_client import Api
-from devstack.faults import Kill, Storm
 from devstack.stack import Stack
 from tests.waiting import wait_for
 

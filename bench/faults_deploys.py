@@ -1,7 +1,7 @@
 """Breaking a running stack on purpose, as an operator's chaos run would: concurrent deploys while
 functions or localcloud are killed -9, frozen, or down until Pub/Sub gives up on their messages.
 
-tests/faults and `make bench-faults` run the same scenarios. Each returns a Storm: every deployment's
+tests/faults and `make bench-faults` (bench.faults) run the same scenarios. Each returns a Storm: every deployment's
 final document, how many builds Cloud Build has for each, and how long after the fault ended each
 deployment took to end. What the platform promises is judged on it: none stuck, at most one build each.
 """
