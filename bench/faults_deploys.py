@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +70,9 @@ class Storm:
 # --- the scenarios ---------------------------------------------------------------------------------
 
 
-def random_kills(stack: Stack, api: Api, repos: Path, kills: Sequence[Kill], deploys: int = 8) -> Storm:
+def random_kills(
+    stack: Stack, api: Api, repos: Path, kills: Sequence[Kill], deploys: int = 8, timeout: float = 600
+) -> Storm:
     """Request deploys of `deploys` apps at once and kill -9 (then start again) as scheduled."""
     app_ids = _apps(api, repos, deploys)
     started = time.monotonic()
@@ -76,10 +80,12 @@ def random_kills(stack: Stack, api: Api, repos: Path, kills: Sequence[Kill], dep
     killer.start()
     errors = _deploy_all(api, app_ids)
     killer.join()
-    return _await_end(api.tenant, app_ids, time.monotonic(), errors)
+    return _await_end(api.tenant, app_ids, time.monotonic(), timeout, errors)
 
 
-def claims_without_submits(stack: Stack, api: Api, repos: Path, localcloud: str, deploys: int = 6) -> Storm:
+def claims_without_submits(
+    stack: Stack, api: Api, repos: Path, localcloud: str, deploys: int = 6, timeout: float = 600
+) -> Storm:
     """Cloud Build hangs (localcloud frozen) while deploy_requested has claimed every deployment and
     waits on its submit; deploy_requested is killed -9 there. Then localcloud is thawed ("thaw": the
     submits it had received go through, unrecorded) or killed and started again ("kill": they are lost)."""
@@ -98,10 +104,10 @@ def claims_without_submits(stack: Stack, api: Api, repos: Path, localcloud: str,
         else:
             stack.kill("localcloud")
             stack.start_again("localcloud")
-    return _await_end(api.tenant, app_ids, time.monotonic())
+    return _await_end(api.tenant, app_ids, time.monotonic(), timeout)
 
 
-def notifications_lost(stack: Stack, api: Api, repos: Path, deploys: int = 4) -> Storm:
+def notifications_lost(stack: Stack, api: Api, repos: Path, deploys: int = 4, timeout: float = 600) -> Storm:
     """build_finished is down from before the deploys until every one has ended: no notification of
     Cloud Build's is ever heard, so only the watchdog, asking Cloud Build itself, can finish them.
     Timed from the moment the last build succeeded."""
@@ -111,21 +117,54 @@ def notifications_lost(stack: Stack, api: Api, repos: Path, deploys: int = 4) ->
         ids = [d["id"] for d in (api.deploy(app_id) for app_id in app_ids)]
         build_ids = _wait(lambda: _build_ids(ids), 60, "every build submitted")
         _wait(lambda: all(_build_status(b) == "SUCCESS" for b in build_ids), 180, "every build to succeed")
-        return _await_end(api.tenant, app_ids, time.monotonic())
+        return _await_end(api.tenant, app_ids, time.monotonic(), timeout)
     finally:
         stack.start_again("build_finished")
 
 
-def requests_lost(stack: Stack, api: Api, repos: Path, deploys: int = 4) -> Storm:
-    """deploy_requested is down until Pub/Sub has given up on every request, then comes back."""
+def requests_lost(stack: Stack, api: Api, repos: Path, deploys: int = 4, timeout: float = 600) -> Storm:
+    """deploy_requested fails every request until Pub/Sub has given up on them all, then recovers."""
     app_ids = _apps(api, repos, deploys)
-    stack.kill("deploy_requested")
-    try:
+    with failing(stack, "deploy_requested"):
         ids = {d["id"] for d in (api.deploy(app_id) for app_id in app_ids)}
         dead_lettered("deploy_requested", lambda a: a.get("deploymentId"), ids)
+    return _await_end(api.tenant, app_ids, time.monotonic(), timeout)
+
+
+@contextmanager
+def failing(stack: Stack, function: str) -> Iterator[None]:
+    """An outage of a pushed function that answers 500 (a bad release, its database down): its push
+    subscription delivers to a server that fails every request, until the block ends.
+
+    Not a killed process: the emulator keeps retrying an endpoint that refuses connections past its
+    attempts (measured: nothing dead-lettered in 150 s), where Pub/Sub would dead-letter."""
+
+    class Fail(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(500)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Fail)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    subscription = topology.function(function).subscription
+    assert subscription
+    subscriber = SubscriberClient()
+    path = subscriber.subscription_path(settings().project, subscription)
+
+    def push_to(url: str) -> None:
+        subscriber.modify_push_config(request={"subscription": path, "push_config": {"push_endpoint": url}})
+
+    push_to(f"http://127.0.0.1:{server.server_address[1]}/")
+    try:
+        yield
     finally:
-        stack.start_again("deploy_requested")
-    return _await_end(api.tenant, app_ids, time.monotonic())
+        push_to(stack.function_url(function))
+        subscriber.close()
+        server.shutdown()
 
 
 def dead_lettered(
@@ -184,10 +223,12 @@ def _kill_on_schedule(stack: Stack, kills: Sequence[Kill], started: float) -> No
         stack.start_again(kill.target)
 
 
-def _await_end(tenant_id: str, app_ids: Sequence[str], fault_ended: float, errors: list[str] | None = None) -> Storm:
-    """Wait for every deployment of the apps to end (or the longest deadline), timing each from the fault."""
+def _await_end(
+    tenant_id: str, app_ids: Sequence[str], fault_ended: float, timeout: float, errors: list[str] | None = None
+) -> Storm:
+    """Wait for every deployment of the apps to end (or `timeout`), timing each from the fault's end."""
     finished_at: dict[str, float] = {}
-    deadline = fault_ended + 600
+    deadline = fault_ended + timeout
     while True:
         found = _deployments_of(tenant_id, app_ids)
         now = time.monotonic()
