@@ -16,41 +16,23 @@ from devgem.usecases.follow_build import FollowBuild
 from devgem.usecases.start_build import StartBuild
 from devgem.usecases.watch_deployments import WatchDeployments
 from tests.unit.fakes import (
-    PROJECT,
     Crash,
-    FakeBuilds,
-    FakeClock,
-    FakeProbe,
     FakePublisher,
-    FakeServices,
-    FakeTail,
-    InMemoryDeployments,
     deploy_requested,
     deployment,
 )
+from tests.unit.test_follow_build import World as FollowBuildWorld
 
 
 @dataclass
-class World:
-    clock: FakeClock = field(default_factory=FakeClock)
-    deployments: InMemoryDeployments = field(default_factory=InMemoryDeployments)
-    builds: FakeBuilds = field(default_factory=FakeBuilds)
-    services: FakeServices = field(default_factory=FakeServices)
+class World(FollowBuildWorld):
+    """build_finished's world (deployments, Cloud Build, Cloud Run, the probe), plus Pub/Sub."""
+
     publisher: FakePublisher = field(default_factory=FakePublisher)
 
     @property
     def follow_build(self) -> FollowBuild:
-        return FollowBuild(
-            self.deployments,
-            self.builds,
-            self.services,
-            FakeProbe(),
-            FakeTail(),
-            "https://{service}.apps.example.com",
-            5.0,
-            PROJECT,
-            now=self.clock.now,
-        )
+        return self.use_case
 
     @property
     def start_build(self) -> StartBuild:
