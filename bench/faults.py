@@ -47,7 +47,7 @@ def main() -> None:
                 stack, api, repos, "kill"
             ),
             "build notifications never heard": lambda: faults_deploys.notifications_lost(stack, api, repos),
-            "requests Pub/Sub gave up on": lambda: faults_deploys.requests_lost(stack, api, repos),
+            "deploy requests lost": lambda: faults_deploys.requests_lost(stack, api, repos),
             "each function killed at random moments": lambda: faults_deploys.random_kills(
                 stack, api, repos, RANDOM_KILLS
             ),
