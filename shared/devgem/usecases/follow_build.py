@@ -78,7 +78,7 @@ class FollowBuild:
         build = self.builds.get(build_id)
         if build is None:
             raise InvalidEvent(f"Cloud Build has no build {build_id} (the message names deployment {deployment.id})")
-        if build.project_id and build.project_id != self.project:
+        if build.project_id != self.project:
             raise InvalidEvent(f"build {build_id} belongs to project {build.project_id}, not {self.project}")
         if cloud_build.deployment_id_from_tags(list(build.tags)) != deployment.id:
             raise InvalidEvent(f"build {build_id} is not a build of deployment {deployment.id}")
