@@ -45,9 +45,11 @@ DEADLINES = {
         BUILD_GIVE_UP,
         f"the build had no outcome within {BUILD_GIVE_UP.seconds // 60} minutes",
     ),
-    # A rollout and its URL check take a minute or two; quiet for three means the attempt died.
+    # A rollout and its URL check (60 s at most) take about a minute; quiet for two means the attempt
+    # died. Running it again beside a slow one is harmless: same revision name, and going live is
+    # recorded once (ledger).
     Status.DEPLOYING: Deadline(
-        timedelta(minutes=3), timedelta(minutes=15), "the new revision was not serving within 15 minutes"
+        timedelta(minutes=2), timedelta(minutes=15), "the new revision was not serving within 15 minutes"
     ),
 }
 
