@@ -54,7 +54,7 @@ def test_build_notifications_never_heard_are_asked_of_cloud_build(stack: Stack, 
 def test_each_function_killed_at_random_moments_of_eight_concurrent_deploys(
     stack: Stack, api: Api, repos: Path
 ) -> None:
-    # Whatever was hit: a request lost with the api, a claim, a rollout (the emulator may never push
+    # Whatever was hit: a request lost with the api, a claim, a rollout (the emulator did not push
     # SUCCESS again for minutes to a function that had refused its connection): the longest quiet time.
     within = max(d.quiet for d in DEADLINES.values()).total_seconds() + TICK + BUILD_AND_ROLLOUT
     for round_ in range(2):  # twice: a fault test kills more than once
