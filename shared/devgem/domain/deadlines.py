@@ -22,6 +22,7 @@ from devgem.domain.deployment import (
     Decision,
     Deployment,
     Status,
+    Trigger,
     moved,
 )
 
@@ -76,6 +77,11 @@ def decide_watch(d: Deployment, now: datetime) -> Decision[Step]:
     heard = max(t for t in (entered, d.updated_at, d.build_claimed_at, d.redriven_at) if t is not None)
     if now - heard < quiet:
         return Decision(Step.ON_TIME)
+    if d.trigger == Trigger.ROLLBACK:
+        # The caller waited on the rollback and has been told it failed, or has gone: moving traffic
+        # later, unasked, would surprise more than help, and it would keep refusing other rollouts.
+        error = "the rollback was interrupted; roll back again"
+        return Decision(Step.GAVE_UP, Change(moved(Status.FAILED, now, error=error)))
     if d.status == Status.QUEUED or claimed_without_build:
         step = Step.REQUEST_AGAIN
     elif d.status == Status.BUILDING:

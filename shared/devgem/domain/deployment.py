@@ -93,6 +93,7 @@ class Deployment:
     updated_at: datetime | None = None  # the last move or progress
     entered_at: datetime | None = None  # when it reached its current status
     redriven_at: datetime | None = None  # when the watchdog last re-drove its step
+    rollback_of: str | None = None  # a rollback: the earlier deployment whose revision it brought back
 
     @classmethod
     def from_doc(cls, deployment_id: str, doc: dict[str, Any]) -> Deployment:
@@ -118,11 +119,13 @@ class Deployment:
             updated_at=doc.get("updatedAt"),
             entered_at=(doc.get("stageTimes") or {}).get(str(doc.get("status") or Status.QUEUED)),
             redriven_at=doc.get("redrivenAt"),
+            rollback_of=doc.get("rollbackOf"),
         )
 
     def to_doc(self) -> dict[str, Any]:
         """The document a new deployment is created with."""
-        return {
+        rollback = {"rollbackOf": self.rollback_of} if self.rollback_of else {}
+        return rollback | {
             "tenantId": self.tenant_id,
             "appId": self.app_id,
             "trigger": self.trigger,
