@@ -21,6 +21,7 @@ from devgem.adapters.cloud_run import Rollout, Serving
 from devgem.adapters.pubsub import PubSubMessage
 from devgem.domain.deployment import TERMINAL, Decision, Deployment, Status
 from devgem.domain.errors import Conflict, NotFound
+from devgem.domain.rollback import RevisionDeleted
 
 T = TypeVar("T")
 START = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -110,6 +111,9 @@ class InMemoryDeployments(FailOnce):
             if d.tenant_id == tenant_id and d.app_id == app_id and d.status in (Status.QUEUED, Status.BUILDING)
         ]
 
+    def of_app(self, tenant_id: str, app_id: str) -> list[Deployment]:
+        return [d for d in self.docs.values() if d.tenant_id == tenant_id and d.app_id == app_id]
+
     def unfinished(self) -> list[Deployment]:
         return [d for d in self.docs.values() if d.status not in TERMINAL]
 
@@ -189,6 +193,8 @@ class FakeBuilds(FailOnce):
 class FakeServices(FailOnce):
     rollouts: list[Rollout] = field(default_factory=list)
     serving: dict[str, str] = field(default_factory=dict)  # service -> revision with all traffic
+    revisions: set[str] = field(default_factory=set)  # every revision that exists (not deleted)
+    moves: list[tuple[str, str]] = field(default_factory=list)  # traffic moved to an existing revision
 
     def __post_init__(self) -> None:
         FailOnce.__init__(self)
@@ -197,7 +203,16 @@ class FakeServices(FailOnce):
         self._maybe_fail("roll_out")
         self.rollouts.append(rollout)
         self.serving[rollout.service] = rollout.revision
+        self.revisions.add(rollout.revision)
         return Serving(revision=rollout.revision, uri=f"https://{rollout.service}.run.app")
+
+    def move_traffic(self, service: str, revision: str) -> Serving:
+        self._maybe_fail("move_traffic")
+        if revision not in self.revisions:
+            raise RevisionDeleted(f"revision {revision} was deleted; deploy again to bring that code back")
+        self.moves.append((service, revision))
+        self.serving[service] = revision
+        return Serving(revision=revision, uri=f"https://{service}.run.app")
 
 
 @dataclass

@@ -14,6 +14,7 @@ from google.cloud import run_v2
 
 from devgem.adapters.google_clients import client_kwargs
 from devgem.config import settings
+from devgem.domain.rollback import RevisionDeleted
 
 OPERATION_TIMEOUT_SECONDS = 300
 _REVISION = run_v2.TrafficTargetAllocationType.TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION
@@ -83,6 +84,24 @@ def roll_out(r: Rollout) -> Serving:
     service.traffic = _all_traffic_to(r.revision)
     updated = _client().update_service(service=service).result(timeout=OPERATION_TIMEOUT_SECONDS)
     return Serving(revision=r.revision, uri=updated.uri)
+
+
+def move_traffic(service: str, revision: str) -> Serving:
+    """Send all traffic to a revision that already exists: a rollback, with no new revision and no build.
+
+    The template is left as it is, so Cloud Run makes no revision; the target serves with its own
+    template (image, env, secret references) as it was when it was made. Pinned like roll_out's, and
+    roll_out pins again, so the next deploy takes the traffic back.
+    """
+    name = f"{_parent()}/services/{service}"
+    if not _revision_exists(f"{name}/revisions/{revision}"):
+        raise RevisionDeleted(f"revision {revision} was deleted; deploy again to bring that code back")
+    current = _client().get_service(name=name)
+    if any(t.revision == revision and t.percent == 100 for t in current.traffic_statuses):
+        return Serving(revision=revision, uri=current.uri)
+    current.traffic = _all_traffic_to(revision)
+    updated = _client().update_service(service=current).result(timeout=OPERATION_TIMEOUT_SECONDS)
+    return Serving(revision=revision, uri=updated.uri)
 
 
 @lru_cache(maxsize=1)

@@ -66,6 +66,15 @@ class FirestoreDeployments:
         )
         return [d for d in (_from_snapshot(s) for s in query.stream()) if d is not None]
 
+    def of_app(self, tenant_id: str, app_id: str) -> list[Deployment]:
+        query = (
+            self._db()
+            .collection(DEPLOYMENTS)
+            .where(filter=firestore.FieldFilter("tenantId", "==", tenant_id))
+            .where(filter=firestore.FieldFilter("appId", "==", app_id))
+        )
+        return [d for d in (_from_snapshot(s) for s in query.stream()) if d is not None]
+
     def unfinished(self) -> list[Deployment]:
         unfinished = [s.value for s in Status if s not in TERMINAL]
         query = self._db().collection(DEPLOYMENTS).where(filter=firestore.FieldFilter("status", "in", unfinished))

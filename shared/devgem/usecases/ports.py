@@ -37,6 +37,10 @@ class Deployments(Protocol):
 
     def queued_or_building(self, tenant_id: str, app_id: str) -> list[Deployment]: ...
 
+    def of_app(self, tenant_id: str, app_id: str) -> list[Deployment]:
+        """Every deployment of the app, in no particular order (its history)."""
+        ...
+
     def unfinished(self) -> list[Deployment]:
         """Every tenant's deployments that are not in a final state (for the watchdog)."""
         ...
@@ -72,6 +76,10 @@ class Services(Protocol):
     """Cloud Run: a revision named after the deployment, with all traffic."""
 
     def roll_out(self, rollout: Rollout) -> Serving: ...
+
+    def move_traffic(self, service: str, revision: str) -> Serving:
+        """All traffic to an existing revision (a rollback); RevisionDeleted if it is gone."""
+        ...
 
 
 class UrlProbe(Protocol):
