@@ -20,6 +20,7 @@ from devgem.logs.tail import FirestoreFailingTail
 from devgem.usecases.connect_app import ConnectApp
 from devgem.usecases.follow_build import FollowBuild
 from devgem.usecases.request_deploy import RequestDeploy
+from devgem.usecases.roll_back import RollBack
 from devgem.usecases.start_build import StartBuild
 from devgem.usecases.watch_deployments import WatchDeployments
 
@@ -60,6 +61,19 @@ def follow_build() -> FollowBuild:
         public_url_template=s.public_url_template,
         probe_timeout_seconds=s.probe_timeout_seconds,
         project=s.project,
+    )
+
+
+@lru_cache(maxsize=1)
+def roll_back() -> RollBack:
+    s = settings()
+    return RollBack(
+        deployments=FirestoreDeployments(client),
+        apps=FirestoreApps(client),
+        services=cloud_run,
+        probe=probe,
+        public_url_template=s.public_url_template,
+        probe_timeout_seconds=s.probe_timeout_seconds,
     )
 
 

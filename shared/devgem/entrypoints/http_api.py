@@ -17,7 +17,8 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
 
 from devgem import bootstrap
-from devgem.domain.deployment import Trigger
+from devgem.domain import validation
+from devgem.domain.deployment import Deployment, Status, Trigger
 from devgem.domain.errors import Conflict, DevgemError, InvalidInput, NotFound, RetryLater, Unauthenticated
 from devgem.domain.identity import Identity
 from devgem.entrypoints import auth
@@ -45,7 +46,20 @@ def _get_app(who: Identity, body: dict[str, Any], app_id: str) -> tuple[Any, int
 
 def _deploy(who: Identity, body: dict[str, Any], app_id: str) -> tuple[Any, int]:
     deployment = bootstrap.request_deploy().request(who, app_id, trigger=Trigger.API)
-    return {**deployment.to_doc(), "id": deployment.id}, 202
+    return _deployment(deployment), 202
+
+
+def _roll_back(who: Identity, body: dict[str, Any], app_id: str) -> tuple[Any, int]:
+    """200 once the earlier release serves; 502 when traffic moved but the URL did not answer."""
+    to = validation.text_field(body, "to", default="", absent_means="to go back to the release before the live one")
+    deployment = bootstrap.roll_back().roll_back(who, app_id, to=to or None)
+    if deployment.status == Status.LIVE:
+        return _deployment(deployment), 200
+    return {"error": {"code": 502, "message": deployment.error}, "deployment": _deployment(deployment)}, 502
+
+
+def _deployment(deployment: Deployment) -> dict[str, Any]:
+    return {**deployment.to_doc(), "id": deployment.id}
 
 
 def _list_deployments(who: Identity, body: dict[str, Any], app_id: str) -> tuple[Any, int]:
@@ -65,6 +79,7 @@ ROUTES: dict[str, Handler] = {
     "list_apps": _list_apps,
     "get_app": _get_app,
     "deploy": _deploy,
+    "roll_back": _roll_back,
     "list_deployments": _list_deployments,
     "get_deployment": _get_deployment,
     "read_logs": _read_logs,
@@ -77,6 +92,7 @@ URLS = Map(
         Rule("/v1/apps/<app_id>", methods=["GET"], endpoint="get_app"),
         Rule("/v1/apps/<app_id>/deployments", methods=["POST"], endpoint="deploy"),
         Rule("/v1/apps/<app_id>/deployments", methods=["GET"], endpoint="list_deployments"),
+        Rule("/v1/apps/<app_id>/rollback", methods=["POST"], endpoint="roll_back"),
         Rule("/v1/apps/<app_id>/deployments/<deployment_id>", methods=["GET"], endpoint="get_deployment"),
         Rule("/v1/apps/<app_id>/logs", methods=["GET"], endpoint="read_logs"),
     ]
