@@ -20,9 +20,16 @@ class Api:
         self.session.headers["Authorization"] = f"Bearer {config.token}"
 
     def get(self, path: str, **params: Any) -> Any:
+        return self._call("GET", path, params={k: v for k, v in params.items() if v})
+
+    def post(self, path: str, body: dict[str, Any]) -> Any:
+        # A rollback waits for the URL to answer, which may take the probe's whole timeout.
+        return self._call("POST", path, json=body, timeout=180)
+
+    def _call(self, method: str, path: str, timeout: float = 60, **kwargs: Any) -> Any:
         url = self.config.api_url.rstrip("/") + path
         try:
-            response = self.session.get(url, params={k: v for k, v in params.items() if v}, timeout=60)
+            response = self.session.request(method, url, timeout=timeout, **kwargs)
         except requests.RequestException as exc:
             raise CliError(
                 f"cannot reach the Devgem api at {self.config.api_url} ({type(exc).__name__}); is it running?"

@@ -1,4 +1,5 @@
-"""`devgem`: the command line. `devgem logs APP [--follow]` shows an app's build and runtime logs.
+"""`devgem`: the command line. `devgem logs APP [--follow]` shows an app's build and runtime logs;
+`devgem rollback APP [--to ID]` brings an earlier release back.
 
 History comes from the api (GET /v1/apps/{app}/logs), then `--follow` keeps printing new lines as a
 Firestore listener reports them (no polling), starting where the history ended.
@@ -56,6 +57,18 @@ def cmd_apps(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     return 0
 
 
+def cmd_rollback(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+    api = Api(Config.load())
+    app = api.find_app(args.app)
+    target = f"deployment {args.to}" if args.to else "the release before the live one"
+    out.write(f"Rolling {app.get('name', app['id'])} back to {target}: moving traffic, then checking its URL...\n")
+    out.flush()
+    body = {"to": args.to} if args.to else {}
+    d = api.post(f"/v1/apps/{app['id']}/rollback", body)
+    out.write(f"Live: {d['url']} serves revision {d['revision']} again (rollback {d['id']} of {d['rollbackOf']})\n")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="devgem", description="Devgem from the command line.")
     sub = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -75,6 +88,15 @@ def parser() -> argparse.ArgumentParser:
     logs.add_argument("-n", "--lines", type=int, default=200, metavar="N", help="how many past lines (default 200)")
     logs.add_argument("--color", choices=["auto", "always", "never"], default="auto", help="colour severities")
     logs.set_defaults(run=cmd_logs)
+    rollback = sub.add_parser(
+        "rollback",
+        help="bring an earlier release back, without a rebuild",
+        description="Move traffic back to an earlier release (its code and configuration as they were); "
+        "the next deploy takes the traffic again.",
+    )
+    rollback.add_argument("app", metavar="APP", help="the app's name or id (see `devgem apps`)")
+    rollback.add_argument("--to", metavar="ID", help="the deployment to go back to (default: the one before the live)")
+    rollback.set_defaults(run=cmd_rollback)
     apps = sub.add_parser("apps", help="list your apps")
     apps.set_defaults(run=cmd_apps)
     return root
