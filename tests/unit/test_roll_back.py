@@ -3,7 +3,7 @@ rollback is a deployment in the app's history, every refusal is clear, and the n
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
@@ -221,3 +221,44 @@ def test_the_next_deploy_takes_traffic_back_from_the_pinned_revision(world: Worl
     assert follow.handle(message) == f"live: {URL}"
     assert world.services.serving[SERVICE] == f"{SERVICE}-d3000000"
     assert world.live_revision() == f"{SERVICE}-d3000000"
+
+
+@dataclass
+class RacingDeployments(InMemoryDeployments):
+    """Another rollback is written between this one's check and its own write."""
+
+    rival: Deployment | None = None
+
+    def create(self, deployment: Deployment) -> None:
+        if self.rival is not None and deployment.id != self.rival.id:
+            super().create(self.rival)
+            self.rival = None
+        super().create(deployment)
+
+
+@pytest.mark.parametrize(("rival_first", "yields"), [(True, True), (False, False)])
+def test_of_two_rollbacks_started_together_only_the_later_moves_traffic(
+    world: World, rival_first: bool, yields: bool
+) -> None:
+    world.deployments = RacingDeployments(apps=world.apps.apps)
+    world.release(1)
+    world.release(2)
+    at = world.clock.now() + timedelta(seconds=-1 if rival_first else 1)
+    rival = replace(deployment(Status.DEPLOYING, id="rival00000", created_at=at), trigger="rollback")
+    world.deployments.rival = rival
+    if yields:
+        with pytest.raises(RolloutInFlight, match="rival00000"):
+            world.use_case.roll_back(ANA, APP_ID)
+        mine = world.deployments.get("rollback0001")
+        assert mine is not None and mine.status == Status.FAILED and world.services.moves == []
+    else:
+        assert world.use_case.roll_back(ANA, APP_ID).status == Status.LIVE
+
+
+def test_a_deploy_that_reached_deploying_meanwhile_wins(world: World) -> None:
+    world.deployments = RacingDeployments(apps=world.apps.apps)
+    world.release(1)
+    world.release(2)
+    world.deployments.rival = deployment(Status.DEPLOYING, id="d3000000", created_at=START + timedelta(hours=1))
+    with pytest.raises(RolloutInFlight, match=r"a deploy of this app .* d3000000"):
+        world.use_case.roll_back(ANA, APP_ID)

@@ -41,6 +41,26 @@ def refuse_if_in_flight(history: Iterable[Deployment]) -> None:
         raise RolloutInFlight(f"{what} of this app is rolling out (deployment {d.id}); wait for it to finish")
 
 
+def rival(record: Deployment, history: Iterable[Deployment]) -> Deployment | None:
+    """Another rollout that started beside this rollback, seen once the rollback is recorded.
+
+    Two rollbacks may both pass refuse_if_in_flight before either is written. Once written, each sees
+    the other (or the later one does), and only the later yields: a deploy always wins, a rollback
+    recorded first wins. So at most one rollback moves traffic, and no lock is needed.
+    """
+    order = (record.created_at, record.id)
+    return next(
+        (
+            d
+            for d in sorted(history, key=lambda d: (d.created_at, d.id))
+            if d.id != record.id
+            and d.status == Status.DEPLOYING
+            and (d.trigger != Trigger.ROLLBACK or (d.created_at, d.id) < order)
+        ),
+        None,
+    )
+
+
 def pick_target(app: dict[str, Any], history: list[Deployment], to: str | None) -> Deployment:
     """The release to bring back: the one named by `to`, or the newest release older than the live one.
 

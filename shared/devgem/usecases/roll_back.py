@@ -18,10 +18,10 @@ from datetime import datetime
 from devgem import clock
 from devgem.domain import deployment as states
 from devgem.domain import rollback, validation
-from devgem.domain.deployment import Deployment
+from devgem.domain.deployment import Deployment, Trigger
 from devgem.domain.errors import RetryLater
 from devgem.domain.identity import Identity
-from devgem.domain.rollback import RevisionDeleted
+from devgem.domain.rollback import RevisionDeleted, RolloutInFlight
 from devgem.usecases.ports import Apps, Deployments, Services, UrlProbe
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,16 @@ class RollBack:
         target = rollback.pick_target(app, history, to)
         record = rollback.rollback_deployment(app, target, self.new_id(), who.user_id, self.now())
         self.deployments.create(record)
+        self._yield_to_a_rival(record)
         return self._carry_out(record)
+
+    def _yield_to_a_rival(self, record: Deployment) -> None:
+        other = rollback.rival(record, self.deployments.of_app(record.tenant_id, record.app_id))
+        if other is not None:
+            what = "a rollback" if other.trigger == Trigger.ROLLBACK else "a deploy"
+            error = f"{what} of this app started at the same time (deployment {other.id}); wait for it to finish"
+            self._fail(record, error)
+            raise RolloutInFlight(error)
 
     def _carry_out(self, record: Deployment) -> Deployment:
         revision = str(record.revision)
