@@ -10,6 +10,7 @@ import pytest
 
 from devgem import config
 from devgem.adapters import cloud_build, cloud_run
+from devgem.domain.rollback import RevisionDeleted
 from tests.localcloud.conftest import PROJECT, PYTHON_APP, REGION, Server, wait_build
 
 
@@ -52,3 +53,22 @@ def test_submit_find_roll_out_and_roll_back(
     assert again.revision == "adapted-a2"
     cloud_run.roll_out(cloud_run.Rollout("adapted", "adapted-a1", images[0], labels))  # rollback, no rebuild
     assert server.get("adapted").text == "hello from adapted-a1 of adapted"
+
+
+def test_move_traffic_back_to_an_existing_revision_and_the_next_roll_out_unpins(
+    adapters: None, server: Server, python_image: str
+) -> None:
+    labels = {"devgem-app": "app2"}
+    for rev in ("moved-r1", "moved-r2"):
+        cloud_run.roll_out(cloud_run.Rollout("moved", rev, python_image, labels))
+    assert server.get("moved").text == "hello from moved-r2 of moved"
+
+    back = cloud_run.move_traffic("moved", "moved-r1")  # a rollback: no new revision, no build
+
+    assert back.revision == "moved-r1" and back.uri == f"http://moved.localhost:{server.router_port}"
+    assert server.get("moved").text == "hello from moved-r1 of moved"
+    assert cloud_run.move_traffic("moved", "moved-r1").revision == "moved-r1"  # again: nothing to do
+    with pytest.raises(RevisionDeleted, match="revision moved-gone was deleted"):
+        cloud_run.move_traffic("moved", "moved-gone")
+    cloud_run.roll_out(cloud_run.Rollout("moved", "moved-r3", python_image, labels))  # the next deploy
+    assert server.get("moved").text == "hello from moved-r3 of moved"
