@@ -11,15 +11,18 @@ import threading
 from datetime import timedelta
 from functools import lru_cache
 
-from devgem.adapters import cloud_build, cloud_run, probe, pubsub
+from devgem.adapters import cloud_build, cloud_run, probe, pubsub, secrets
 from devgem.adapters.deployments import FirestoreDeployments
 from devgem.adapters.firestore_client import client
+from devgem.adapters.slack import FirestoreSlackConfigs, FirestoreSlackUsers, SlackNotifier
 from devgem.adapters.store import FirestoreApps
 from devgem.config import settings
+from devgem.domain.identity import Identity
 from devgem.logs.tail import FirestoreFailingTail
 from devgem.usecases.connect_app import ConnectApp
 from devgem.usecases.follow_build import FollowBuild
 from devgem.usecases.request_deploy import RequestDeploy
+from devgem.usecases.slack_action import HandleSlackAction
 from devgem.usecases.start_build import StartBuild
 from devgem.usecases.watch_deployments import WatchDeployments
 
@@ -68,6 +71,43 @@ def watch_deployments() -> WatchDeployments:
     return WatchDeployments(
         deployments=FirestoreDeployments(client), builds=cloud_build, publisher=pubsub, follow_build=follow_build()
     )
+
+
+class RollBackNotMergedYet:
+    """Stands in for devgem.usecases.roll_back.RollBack until it is merged; then `roll_back()` below
+    returns RollBack(...) and nothing else changes."""
+
+    def handle(self, who: Identity, app_id: str, to: str | None) -> object:
+        raise NotImplementedError(
+            f"rollback of app {app_id} to {to} was authorised for {who.user_id}, but the rollback use case "
+            "(devgem.usecases.roll_back.RollBack) is not merged yet; nothing was changed"
+        )
+
+
+@lru_cache(maxsize=1)
+def roll_back() -> RollBackNotMergedYet:
+    return RollBackNotMergedYet()
+
+
+@lru_cache(maxsize=1)
+def slack_notifier() -> SlackNotifier:
+    return SlackNotifier(FirestoreSlackConfigs(client()))
+
+
+@lru_cache(maxsize=1)
+def slack_action() -> HandleSlackAction:
+    return HandleSlackAction(users=FirestoreSlackUsers(client()), roll_back=roll_back())
+
+
+@lru_cache(maxsize=1)
+def slack_signing_secret() -> str:
+    """Locally the secret itself (devstack); in production the Secret Manager version terraform names."""
+    s = settings()
+    if s.slack_signing_secret:
+        return s.slack_signing_secret
+    if s.slack_signing_secret_ref:
+        return secrets.version(s.slack_signing_secret_ref)
+    raise RuntimeError("no Slack signing secret: set DEVGEM_SLACK_SIGNING_SECRET or DEVGEM_SECRET_SLACK_SIGNING_SECRET")
 
 
 def warm() -> None:
