@@ -68,7 +68,7 @@ def _run(args: argparse.Namespace) -> int:
     ports = Ports.free() if args.free_ports else Ports.fixed(router=args.router_port)
     busy = [
         p
-        for p in (ports.firestore, ports.pubsub, ports.cloud_api, ports.router, *ports.functions.values())
+        for p in (ports.firestore, ports.pubsub, ports.cloud_api, ports.router, ports.slack, *ports.functions.values())
         if not port_is_free(p)
     ]
     if busy:
