@@ -21,7 +21,7 @@ from devgem.adapters.slack import (
     parse_rollback_value,
     rollback_value,
 )
-from devstack.slack_receiver import interactivity_body, signed_headers
+from devstack.slack_receiver import LOCAL_BOT_TOKEN, LOCAL_SIGNING_SECRET, interactivity_body, signed_headers
 from devstack.stack import LOCAL_SLACK_TOKEN_SECRET, Stack
 
 
@@ -63,6 +63,8 @@ def test_an_incident_reaches_the_channel_once_with_its_rollback_button(stack: St
     roll = next(b for b in buttons if b.get("action_id") == ROLLBACK_ACTION_ID)
     assert parse_rollback_value(roll["value"]) == RollbackChoice(tenant, "app1", "dep-earlier")
     assert "xoxb" not in str(message)  # the receiver never sees a token in the body
+    kept = (stack.state_dir / "slack" / "messages.jsonl").read_text()
+    assert thread.ts in kept and LOCAL_BOT_TOKEN not in kept
 
 
 def test_two_429s_with_retry_after_delay_the_message_and_lose_nothing(stack: Stack) -> None:
@@ -121,3 +123,4 @@ def test_slack_actions_refuses_forged_and_replayed_requests_and_passes_a_signed_
     assert signed.status_code == 501
     assert "devgem.usecases.roll_back.RollBack" in signed.json()["text"]
     assert "ana" in signed.json()["text"]
+    assert LOCAL_SIGNING_SECRET not in stack.children["slack_actions"].log_path.read_text(errors="replace")
