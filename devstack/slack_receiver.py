@@ -14,11 +14,13 @@ Run: python -m devstack.slack_receiver PORT STATE_DIR
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import sys
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -138,6 +140,34 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
                 self._send(200, {"ok": False, "error": "unknown_method"})
 
     return Handler
+
+
+def summary(message: dict[str, Any]) -> str:
+    """One line for `make run`: where it went, its text, and the buttons a user would see."""
+    blocks = message.get("blocks") or []
+    buttons = [
+        e.get("text", {}).get("text", "")
+        for b in blocks
+        if isinstance(b, dict) and b.get("type") == "actions"
+        for e in b.get("elements", [])
+        if isinstance(e, dict)
+    ]
+    where = f"{message.get('channel')}" + (f" (thread {message['thread_ts']})" if message.get("thread_ts") else "")
+    shown = f"Slack {where}: {message.get('text', '')}"
+    return shown + (f"  [{'] ['.join(buttons)}]" if buttons else "")
+
+
+def follow(path: Path, show: Callable[[str], None], stop: threading.Event, every: float = 0.5) -> None:
+    """Show each message as the receiver records it (from its file, so any process can follow it)."""
+    shown = len(path.read_text().splitlines()) if path.exists() else 0  # earlier runs' were shown then
+    while not stop.wait(every):
+        if not path.exists():
+            continue
+        lines = path.read_text().splitlines()
+        for line in lines[shown:]:
+            with contextlib.suppress(ValueError):
+                show(summary(json.loads(line)))
+        shown = len(lines)
 
 
 def main() -> None:

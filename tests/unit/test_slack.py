@@ -218,3 +218,35 @@ def test_a_tenants_secret_reference_is_read_locally_from_its_variable_and_checke
                 secrets.tenant_secret("t1", bad)
     finally:
         settings.cache_clear()
+
+
+def test_make_run_shows_a_received_message_with_its_buttons_and_thread() -> None:
+    from devstack.slack_receiver import summary
+
+    message = {"channel": "C1", "text": "shop crashed: shop", "blocks": slack.incident_blocks(NOTICE), "ts": "1.1"}
+    assert summary(message) == "Slack C1: shop crashed: shop  [Roll back to dep-earlier (2 hours ago)] [View logs]"
+    assert summary({"channel": "C1", "text": "Resolved", "thread_ts": "1.1"}) == "Slack C1 (thread 1.1): Resolved"
+
+
+def test_make_run_follows_new_messages_only(tmp_path: Any) -> None:
+    import threading
+
+    from devstack.slack_receiver import follow
+
+    path = tmp_path / "messages.jsonl"
+    path.write_text(json.dumps({"channel": "C1", "text": "from an earlier run"}) + "\n")
+    shown: list[str] = []
+    stop = threading.Event()
+    thread = threading.Thread(target=follow, args=(path, shown.append, stop, 0.01))
+    thread.start()
+    try:
+        time.sleep(0.05)
+        with path.open("a") as f:
+            f.write(json.dumps({"channel": "C1", "text": "new"}) + "\n")
+        deadline = time.monotonic() + 5
+        while not shown and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        stop.set()
+        thread.join()
+    assert shown == ["Slack C1: new"]
