@@ -4,7 +4,8 @@ The functions use the real slack-sdk WebClient with `base_url` pointed here (DEV
 so what this receiver records is exactly what Slack would have received. It answers
 `chat.postMessage` and `auth.test`, keeps every message (in memory, and one JSON line each in
 `<state>/slack/messages.jsonl`, so `make run` and a crashed test can show them), serves them at
-`GET /messages`, and, when told (`POST /control/rate-limit?n=2&retry_after=1`), answers the next n
+`GET /messages`, takes interactivity answers on `/actions/...` (a payload's response_url), and,
+when told (`POST /control/rate-limit?n=2&retry_after=1`), answers the next n
 calls 429 with Retry-After, as Slack does when a channel gets more than about a message a second.
 
 `signed_headers` signs an interactivity request with the local signing secret, as Slack would.
@@ -117,8 +118,16 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
                     receiver.retry_after = int(query.get("retry_after", ["1"])[0])
                 self._send(200, {"ok": True})
                 return
-            method = url.path.removeprefix("/api/")
             data = self._form_or_json()
+            if url.path.startswith("/actions/"):
+                # A response_url: what Slack shows the person who pressed a button (no token: the URL is it).
+                receiver.record({"method": "response_url", "path": url.path, **data})
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+                return
+            method = url.path.removeprefix("/api/")
             authorized = (self.headers.get("Authorization") or "").startswith("Bearer xoxb-")
             if not authorized:
                 self._send(200, {"ok": False, "error": "not_authed"})

@@ -91,9 +91,10 @@ def test_a_reply_lands_in_the_incidents_thread(stack: Stack) -> None:
     assert reply["text"] == "Resolved: healthy for 10 minutes."
 
 
-def _press(tenant: str, slack_user: str) -> bytes:
+def _press(tenant: str, slack_user: str, response_url: str = "") -> bytes:
     value = rollback_value(RollbackChoice(tenant, "app1", "dep-earlier"))
     payload = {
+        "response_url": response_url,
         "type": "block_actions",
         "team": {"id": "T-LOCAL"},
         "user": {"id": slack_user},
@@ -114,9 +115,14 @@ def test_slack_actions_refuses_forged_and_replayed_requests_and_passes_a_signed_
     wrong_secret = requests.post(url, data=body, headers=signed_headers(body, secret="guess"))
     assert [r.status_code for r in (forged, replayed, wrong_secret)] == [401, 401, 401]
 
-    stranger = requests.post(url, data=_press(tenant, "U-NOBODY"), headers=signed_headers(_press(tenant, "U-NOBODY")))
+    answer_at = f"{stack.slack_url}/actions/T-LOCAL/{tenant}/x"
+    pressed = _press(tenant, "U-NOBODY", response_url=answer_at)
+    stranger = requests.post(url, data=pressed, headers=signed_headers(pressed))
     assert stranger.status_code == 200
     assert "not linked to a Devgem user" in stranger.json()["text"]
+    messages = requests.get(f"{stack.slack_url}/messages", timeout=10).json()["messages"]
+    [answer] = [m for m in messages if m.get("path") == f"/actions/T-LOCAL/{tenant}/x"]
+    assert "not linked to a Devgem user" in answer["text"] and answer["response_type"] == "ephemeral"
 
     # Signed and mapped: it reaches the rollback use case, a placeholder until roll_back is merged.
     signed = requests.post(url, data=body, headers=signed_headers(body))

@@ -106,6 +106,7 @@ def test_an_unmapped_slack_user_is_refused_in_words_and_nothing_rolls_back(actio
 
 def _payload(action_id: str = slack.ROLLBACK_ACTION_ID) -> dict[str, Any]:
     return {
+        "response_url": "https://hooks.slack.com/actions/T1/1/x",
         "type": "block_actions",
         "team": {"id": "T1"},
         "user": {"id": "U1"},
@@ -113,11 +114,16 @@ def _payload(action_id: str = slack.ROLLBACK_ACTION_ID) -> dict[str, Any]:
     }
 
 
-def _call(body: bytes, headers: dict[str, str], roll_back: FakeRollBack) -> flask.Response:
+def _call(
+    body: bytes, headers: dict[str, str], roll_back: FakeRollBack, answered: list[tuple[str, str]] | None = None
+) -> flask.Response:
     use_case = HandleSlackAction(FakeSlackUsers({("t1", "U1"): "ana"}), roll_back)
     app = flask.Flask(__name__)
+    sink = answered if answered is not None else []
     with app.test_request_context("/", method="POST", data=body, headers=headers):
-        return slack_actions.handle(flask.request, lambda: LOCAL_SIGNING_SECRET, lambda: use_case)
+        return slack_actions.handle(
+            flask.request, lambda: LOCAL_SIGNING_SECRET, lambda: use_case, lambda url, text: sink.append((url, text))
+        )
 
 
 def test_a_signed_fresh_request_rolls_back() -> None:
@@ -158,9 +164,20 @@ def _no_timestamp() -> tuple[bytes, dict[str, str]]:
 @pytest.mark.parametrize("request_of", [_forged, _wrong_secret, _replayed, _unsigned, _no_timestamp])
 def test_a_request_that_is_not_slacks_answers_401_and_reaches_nothing(request_of: Any) -> None:
     body, headers = request_of()
-    roll_back = FakeRollBack()
-    response = _call(body, headers, roll_back)
+    roll_back, answered = FakeRollBack(), list[tuple[str, str]]()
+    response = _call(body, headers, roll_back, answered)
     assert response.status_code == 401
+    assert roll_back.calls == []
+    assert answered == []  # not even a message back to a response_url the forger chose
+
+
+def test_the_presser_is_answered_on_the_payloads_response_url() -> None:
+    payload = {**_payload(), "response_url": "https://hooks.slack.com/actions/T1/1/x", "user": {"id": "U-NOBODY"}}
+    body, roll_back, answered = interactivity_body(payload), FakeRollBack(), list[tuple[str, str]]()
+    response = _call(body, signed_headers(body), roll_back, answered)
+    assert response.status_code == 200
+    [(url, text)] = answered
+    assert url == "https://hooks.slack.com/actions/T1/1/x" and "not linked to a Devgem user" in text
     assert roll_back.calls == []
 
 
@@ -197,7 +214,9 @@ def test_until_the_rollback_use_case_is_merged_a_signed_press_says_so_and_change
     body = interactivity_body(_payload())
     app = flask.Flask(__name__)
     with app.test_request_context("/", method="POST", data=body, headers=signed_headers(body)):
-        response = slack_actions.handle(flask.request, lambda: LOCAL_SIGNING_SECRET, lambda: use_case)
+        response = slack_actions.handle(
+            flask.request, lambda: LOCAL_SIGNING_SECRET, lambda: use_case, lambda url, text: None
+        )
     assert response.status_code == 501
     assert "devgem.usecases.roll_back.RollBack" in response.get_json()["text"]
 

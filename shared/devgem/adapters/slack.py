@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from google.cloud import firestore
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
+from slack_sdk.webhook import WebhookClient
 
 from devgem.adapters import secrets
 from devgem.adapters.collections import INTEGRATIONS, SLACK_USERS, TENANTS
@@ -197,3 +198,11 @@ class SlackNotifier:
         config = self._configs.get(tenant_id)
         response = self._client(config.token).chat_postMessage(channel=thread.channel, text=text, thread_ts=thread.ts)
         return SlackThread(channel=thread.channel, ts=str(response["ts"]))
+
+
+def respond(response_url: str, text: str) -> None:
+    """Answer the person who pressed a button, only to them (ephemeral), through the `response_url` of
+    the verified interactivity payload: Slack ignores the body of the HTTP answer to a block action."""
+    client = WebhookClient(response_url, timeout=10)
+    client.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=MAX_RATE_LIMIT_RETRIES))
+    client.send(text=text, response_type="ephemeral", replace_original=False)

@@ -15,6 +15,7 @@ from urllib.parse import parse_qs
 import flask
 from slack_sdk.signature import SignatureVerifier
 
+from devgem.adapters import slack
 from devgem.adapters.slack import ROLLBACK_ACTION_ID
 from devgem.domain.errors import DevgemError
 from devgem.usecases.slack_action import HandleSlackAction, SlackAction
@@ -27,7 +28,10 @@ MAX_BODY_BYTES = 1024 * 1024
 
 
 def handle(
-    request: flask.Request, signing_secret: Callable[[], str], use_case: Callable[[], HandleSlackAction]
+    request: flask.Request,
+    signing_secret: Callable[[], str],
+    use_case: Callable[[], HandleSlackAction],
+    respond: Callable[[str, str], None] = slack.respond,
 ) -> flask.Response:
     if (request.content_length or 0) > MAX_BODY_BYTES:
         return _answer(413, "too large")
@@ -37,26 +41,35 @@ def handle(
     if not SignatureVerifier(signing_secret()).is_valid_request(body, dict(request.headers)):
         log.warning("slack_actions: refused a request with a missing, wrong or stale signature")
         return _answer(401, "invalid signature")
-    action = _rollback_action(body)
+    action, response_url = _rollback_action(body)
     if action is None:
         return _answer(200, "nothing to do")
+    status = 200
     try:
-        outcome = use_case().handle(action)
+        text = use_case().handle(action).message
     except DevgemError as exc:
-        return _answer(200, str(exc))  # a refusal the user should read; Slack shows only a 200's text
+        text = str(exc)  # a refusal the user should read
     except NotImplementedError as exc:
-        return _answer(501, str(exc))
-    return _answer(200, outcome.message)
+        status, text = 501, str(exc)
+    if response_url:
+        try:
+            respond(response_url, text)
+        except Exception:  # the action has been taken or refused either way; only the courtesy failed
+            log.warning("slack_actions: could not answer on the response_url", exc_info=True)
+    return _answer(status, text)
 
 
-def _rollback_action(body: bytes) -> SlackAction | None:
-    """The pressed Roll back button, or None for any other interaction (which Slack still needs a 200 for)."""
+def _rollback_action(body: bytes) -> tuple[SlackAction | None, str]:
+    """The pressed Roll back button and where to answer its presser, or None for any other interaction
+    (which Slack still needs a 200 for)."""
     try:
         payload = json.loads(parse_qs(body.decode())["payload"][0])
     except (KeyError, IndexError, ValueError, UnicodeDecodeError):
-        return None
+        return None, ""
     if not isinstance(payload, dict) or payload.get("type") != "block_actions":
-        return None
+        return None, ""
+    response_url = payload.get("response_url")
+    response_url = response_url if isinstance(response_url, str) else ""
     team = payload.get("team") or {}
     user = payload.get("user") or {}
     for action in payload.get("actions") or []:
@@ -65,8 +78,8 @@ def _rollback_action(body: bytes) -> SlackAction | None:
                 team_id=str(team.get("id", "")) if isinstance(team, dict) else "",
                 slack_user_id=str(user.get("id", "")) if isinstance(user, dict) else "",
                 value=str(action.get("value", "")),
-            )
-    return None
+            ), response_url
+    return None, ""
 
 
 def _answer(status: int, text: str) -> flask.Response:
