@@ -21,6 +21,7 @@ from devgem.domain.identity import Identity
 from devgem.logs.tail import FirestoreFailingTail
 from devgem.usecases.connect_app import ConnectApp
 from devgem.usecases.follow_build import FollowBuild
+from devgem.usecases.ports import RollsBack
 from devgem.usecases.request_deploy import RequestDeploy
 from devgem.usecases.slack_action import HandleSlackAction
 from devgem.usecases.start_build import StartBuild
@@ -85,8 +86,8 @@ class RollBackNotMergedYet:
 
 
 @lru_cache(maxsize=1)
-def roll_back() -> RollBackNotMergedYet:
-    return RollBackNotMergedYet()
+def roll_back() -> RollsBack:
+    return RollBackNotMergedYet()  # the merge of roll_back replaces this line with RollBack(...)
 
 
 @lru_cache(maxsize=1)
