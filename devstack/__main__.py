@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,7 +25,7 @@ from devgem.adapters.firestore_client import client
 from devgem.adapters.probe import answers
 from devgem.logs.chunks import id_floor, rfc3339
 from devgem.logs.follow import LogFollower, Reorder, floor_before
-from devstack import dev_tokens, emulators, example_repos, watch
+from devstack import dev_tokens, emulators, example_repos, slack_receiver, watch
 from devstack.api_client import Api
 from devstack.emulators import MissingPrerequisite
 from devstack.processes import port_is_free
@@ -68,7 +69,7 @@ def _run(args: argparse.Namespace) -> int:
     ports = Ports.free() if args.free_ports else Ports.fixed(router=args.router_port)
     busy = [
         p
-        for p in (ports.firestore, ports.pubsub, ports.cloud_api, ports.router, *ports.functions.values())
+        for p in (ports.firestore, ports.pubsub, ports.cloud_api, ports.router, ports.slack, *ports.functions.values())
         if not port_is_free(p)
     ]
     if busy:
@@ -91,6 +92,7 @@ def _run(args: argparse.Namespace) -> int:
             ok = _deploy_example(stack, args.example)
             if args.exit_after_deploy or not ok:
                 return 0 if ok else 1
+            _show_slack_messages(stack)
             print("\nDevgem is running. Press Ctrl-C to stop every process it started.", flush=True)
             running = True
             signals.wait()
@@ -102,6 +104,18 @@ def _run(args: argparse.Namespace) -> int:
             signals.shield()
             stack.stop()
     return 0
+
+
+def _show_slack_messages(stack: Stack) -> None:
+    """Print what the local Slack receiver gets while the platform runs, so an incident is seen here."""
+    messages = stack.state_dir / "slack" / "messages.jsonl"
+    print(f"Slack messages the local receiver gets appear below (all of them: {stack.slack_url}/messages).")
+    threading.Thread(
+        target=slack_receiver.follow,
+        args=(messages, lambda line: print(f"  {line}", flush=True), threading.Event()),
+        name="devstack-slack-messages",
+        daemon=True,  # ends with the process; it only reads a file
+    ).start()
 
 
 def _deploy_example(stack: Stack, example: str) -> bool:

@@ -15,14 +15,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from devgem import topology
+from devgem.adapters import secrets
 from devgem.entrypoints import pull_worker
-from devstack import dev_tokens, emulators, wiring
+from devstack import dev_tokens, emulators, slack_receiver, wiring
 from devstack.processes import Child, free_port, http_ok, wait_until
 from devstack.schedules import Scheduler
 from localcloud.config import command as localcloud_command
 
 REPO = Path(__file__).resolve().parent.parent
 PROJECT = "devgem-local"
+LOCAL_SLACK_TOKEN_SECRET = "slack-bot-token"  # the reference a local tenant's Slack integration names
 REGION = "us-central1"
 
 
@@ -33,18 +35,24 @@ class Ports:
     cloud_api: int
     router: int
     functions: dict[str, int]
+    slack: int
 
     @classmethod
     def fixed(cls, base: int = 8680, router: int = 8080) -> Ports:
         """Well-known ports for `make run`, so URLs stay the same across restarts."""
         names = [f.name for f in topology.FUNCTIONS]
-        return cls(base, base + 1, base + 2, router, {n: base + 10 + i for i, n in enumerate(names)})
+        return cls(base, base + 1, base + 2, router, {n: base + 10 + i for i, n in enumerate(names)}, base + 3)
 
     @classmethod
     def free(cls) -> Ports:
         """Any free ports, so tests never collide with a running `make run`."""
         return cls(
-            free_port(), free_port(), free_port(), free_port(), {f.name: free_port() for f in topology.FUNCTIONS}
+            free_port(),
+            free_port(),
+            free_port(),
+            free_port(),
+            {f.name: free_port() for f in topology.FUNCTIONS},
+            free_port(),
         )
 
 
@@ -74,6 +82,11 @@ class Stack:
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.ports.functions['api']}"
 
+    @property
+    def slack_url(self) -> str:
+        """The local Slack receiver (devstack/slack_receiver.py): GET /messages, POST /control/rate-limit."""
+        return f"http://127.0.0.1:{self.ports.slack}"
+
     def function_url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.ports.functions[name]}/"
 
@@ -95,6 +108,12 @@ class Stack:
             "DEVGEM_IMAGE_TEMPLATE": "localhost/devgem/{service}:{deployment}",
             "DEVGEM_ALLOW_LOCAL_REPOS": "1",
             "DEVGEM_PROBE_TIMEOUT_SECONDS": "30",
+            "DEVGEM_SLACK_API_URL": f"{self.slack_url}/api/",
+            "DEVGEM_SLACK_SIGNING_SECRET": slack_receiver.LOCAL_SIGNING_SECRET,
+            # Tenants' secret references resolve from DEVGEM_LOCAL_SECRET_<NAME>: a tenant whose Slack
+            # integration names "slack-bot-token" posts with the receiver's local token.
+            "DEVGEM_SECRETS_SOURCE": "env",
+            secrets.local_variable(LOCAL_SLACK_TOKEN_SECRET): slack_receiver.LOCAL_BOT_TOKEN,
         }
 
     def child_env(self) -> dict[str, str]:
@@ -126,6 +145,7 @@ class Stack:
             self.children["firestore"] = emulators.firestore(self.ports.firestore, self.log_dir, env, data_dir).start()
             self.children["pubsub"] = emulators.pubsub(self.ports.pubsub, self.log_dir, env).start()
             self.children["localcloud"] = self._localcloud(env).start()
+            self.children["slack"] = self._slack(env).start()
             for fn in topology.FUNCTIONS:
                 self.children[fn.name] = self._function(fn.name, env).start()
             for worker in topology.WORKERS:
@@ -144,6 +164,8 @@ class Stack:
             say("topics and subscriptions created from devgem.topology")
             self._wait_port("localcloud", self.ports.router, 60)
             say(f"localcloud          api http://127.0.0.1:{self.ports.cloud_api}  router {self.router_url}")
+            self._wait_log("slack", slack_receiver.STARTED, 60)
+            say(f"Slack receiver      {self.slack_url}  (messages: {self.slack_url}/messages)")
             for fn in topology.FUNCTIONS:
                 self._wait_port(fn.name, self.ports.functions[fn.name], 60)
                 say(f"function {fn.name:<18} {self.function_url(fn.name)}")
@@ -173,6 +195,10 @@ class Stack:
             sys.executable, PROJECT, REGION, self.ports.cloud_api, self.ports.router, self.state_dir / "localcloud"
         )
         return Child("localcloud", args, env, self.log_dir / "localcloud.log", cwd=REPO)
+
+    def _slack(self, env: dict[str, str]) -> Child:
+        args = [sys.executable, "-m", "devstack.slack_receiver", str(self.ports.slack), str(self.state_dir)]
+        return Child("slack receiver", args, env, self.log_dir / "slack-receiver.log", cwd=REPO)
 
     def _function(self, name: str, env: dict[str, str]) -> Child:
         args = [
@@ -214,6 +240,9 @@ class Stack:
         if name == "localcloud":
             self.children[name] = self._localcloud(env).start()
             self._wait_port(name, self.ports.router, 60)
+        elif name == "slack":
+            self.children[name] = self._slack(env).start()
+            self._wait_log(name, slack_receiver.STARTED, 60)
         elif name in self.ports.functions:
             self.children[name] = self._function(name, env).start()
             self._wait_port(name, self.ports.functions[name], 60)

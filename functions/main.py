@@ -13,6 +13,7 @@ from cloudevents.http import CloudEvent
 
 from devgem import bootstrap
 from devgem.entrypoints import http_api, pubsub_push
+from devgem.entrypoints import slack_actions as slack_actions_entry
 
 logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 bootstrap.warm_in_background()  # an instance's first event should not pay for creating clients
@@ -40,3 +41,9 @@ def build_finished(event: CloudEvent) -> None:
 def watchdog(request: flask.Request) -> flask.Response:
     # Idempotent: each re-drive is marked on the deployment by a guarded write before it runs.
     return flask.jsonify(bootstrap.watch_deployments().handle())
+
+
+@functions_framework.http
+def slack_actions(request: flask.Request) -> flask.Response:
+    # Refuses unsigned and replayed requests before reading them; the rollback itself is idempotent.
+    return slack_actions_entry.handle(request, bootstrap.slack_signing_secret, bootstrap.slack_action)

@@ -11,9 +11,10 @@ import threading
 from datetime import timedelta
 from functools import lru_cache
 
-from devgem.adapters import cloud_build, cloud_run, probe, pubsub
+from devgem.adapters import cloud_build, cloud_run, probe, pubsub, secrets
 from devgem.adapters.deployments import FirestoreDeployments
 from devgem.adapters.firestore_client import client
+from devgem.adapters.slack import FirestoreSlackConfigs, FirestoreSlackUsers, SlackNotifier
 from devgem.adapters.store import FirestoreApps
 from devgem.config import settings
 from devgem.logs.tail import FirestoreFailingTail
@@ -21,6 +22,7 @@ from devgem.usecases.connect_app import ConnectApp
 from devgem.usecases.follow_build import FollowBuild
 from devgem.usecases.request_deploy import RequestDeploy
 from devgem.usecases.roll_back import RollBack
+from devgem.usecases.slack_action import HandleSlackAction
 from devgem.usecases.start_build import StartBuild
 from devgem.usecases.watch_deployments import WatchDeployments
 
@@ -82,6 +84,27 @@ def watch_deployments() -> WatchDeployments:
     return WatchDeployments(
         deployments=FirestoreDeployments(client), builds=cloud_build, publisher=pubsub, follow_build=follow_build()
     )
+
+
+@lru_cache(maxsize=1)
+def slack_notifier() -> SlackNotifier:
+    return SlackNotifier(FirestoreSlackConfigs(client()))
+
+
+@lru_cache(maxsize=1)
+def slack_action() -> HandleSlackAction:
+    return HandleSlackAction(users=FirestoreSlackUsers(client()), roll_back=roll_back())
+
+
+@lru_cache(maxsize=1)
+def slack_signing_secret() -> str:
+    """Locally the secret itself (devstack); in production the Secret Manager version terraform names."""
+    s = settings()
+    if s.slack_signing_secret:
+        return s.slack_signing_secret
+    if s.slack_signing_secret_ref:
+        return secrets.version(s.slack_signing_secret_ref)
+    raise RuntimeError("no Slack signing secret: set DEVGEM_SLACK_SIGNING_SECRET or DEVGEM_SECRET_SLACK_SIGNING_SECRET")
 
 
 def warm() -> None:

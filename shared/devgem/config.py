@@ -38,6 +38,16 @@ class Settings:
     builder_image: str
     probe_timeout_seconds: float
     max_event_age_seconds: float
+    # Slack's Web API; devstack points it at its local receiver (devstack/slack_receiver.py).
+    slack_api_url: str
+    # "secret-manager": tenants' secret references are Secret Manager secrets. "env": they are read
+    # from DEVGEM_LOCAL_SECRET_<NAME> (devstack only; no tenant can name a platform variable this way
+    # in production, because production never reads the environment for them).
+    secrets_source: str
+    # Slack's signing secret itself (local only), or, in production, the Secret Manager version
+    # terraform names in DEVGEM_SECRET_SLACK_SIGNING_SECRET.
+    slack_signing_secret: str
+    slack_signing_secret_ref: str
 
 
 def _env(name: str, default: str) -> str:
@@ -71,4 +81,8 @@ def settings() -> Settings:
         builder_image=_env("DEVGEM_BUILDER_IMAGE", "gcr.io/buildpacks/builder:google-22"),
         probe_timeout_seconds=float(_env("DEVGEM_PROBE_TIMEOUT_SECONDS", "60")),
         max_event_age_seconds=float(_env("DEVGEM_MAX_EVENT_AGE_SECONDS", "86400")),
+        slack_api_url=_env("DEVGEM_SLACK_API_URL", "https://slack.com/api/"),
+        secrets_source=_env("DEVGEM_SECRETS_SOURCE", "secret-manager"),
+        slack_signing_secret=_env("DEVGEM_SLACK_SIGNING_SECRET", ""),
+        slack_signing_secret_ref=_env("DEVGEM_SECRET_SLACK_SIGNING_SECRET", ""),
     )

@@ -67,6 +67,8 @@ FUNCTIONS: tuple[Function, ...] = (
     Function("build_finished", CLOUD_BUILDS),
     # Re-drives deployments whose events were lost, and fails those past their deadline.
     Function("watchdog", None, schedule="* * * * *", local_every_seconds=5),
+    # Slack's interactivity requests (the incident message's "Roll back" button); public, signed by Slack.
+    Function("slack_actions", None),
 )
 
 WORKERS: tuple[Worker, ...] = (Worker("log_entry", LOG_ENTRY, ack_deadline_seconds=10),)

@@ -19,8 +19,10 @@ from google.cloud.devtools import cloudbuild_v1
 from devgem.adapters.cloud_build import BuildRequest, deployment_tag, parse_build
 from devgem.adapters.cloud_run import Rollout, Serving
 from devgem.adapters.pubsub import PubSubMessage
+from devgem.adapters.slack import IncidentNotice, SlackThread
 from devgem.domain.deployment import TERMINAL, Decision, Deployment, Status
 from devgem.domain.errors import Conflict, NotFound
+from devgem.domain.identity import Identity
 from devgem.domain.rollback import RevisionDeleted
 
 T = TypeVar("T")
@@ -266,6 +268,50 @@ class FakeApps:
         if name in self.service_names:
             raise Conflict(f"service name {name} is taken")
         self.service_names[name] = (tenant_id, app_id)
+
+
+@dataclass
+class FakeNotifier(FailOnce):
+    """Slack as the Notifier port: every post kept in order, threads by their parent's ts."""
+
+    posts: list[tuple[SlackThread, IncidentNotice]] = field(default_factory=list)
+    replies: list[tuple[str, SlackThread, str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        FailOnce.__init__(self)
+
+    def post_incident(self, notice: IncidentNotice) -> SlackThread:
+        self._maybe_fail("post_incident")
+        thread = SlackThread(channel="C-TEST", ts=f"1.{len(self.posts) + len(self.replies) + 1:06d}")
+        self.posts.append((thread, notice))
+        return thread
+
+    def reply(self, tenant_id: str, thread: SlackThread, text: str) -> SlackThread:
+        self._maybe_fail("reply")
+        self.replies.append((tenant_id, thread, text))
+        return SlackThread(channel=thread.channel, ts=f"1.{len(self.posts) + len(self.replies):06d}")
+
+
+@dataclass
+class FakeSlackUsers:
+    """(tenant, slack user) -> Devgem user; `team` set: only that workspace's user of that id."""
+
+    users: dict[tuple[str, str], str] = field(default_factory=dict)
+    team: str = ""
+
+    def user_for(self, tenant_id: str, slack_team_id: str, slack_user_id: str) -> str | None:
+        if self.team and slack_team_id != self.team:
+            return None
+        return self.users.get((tenant_id, slack_user_id))
+
+
+@dataclass
+class FakeRollBack:
+    calls: list[tuple[Identity, str, str | None]] = field(default_factory=list)
+
+    def roll_back(self, who: Identity, app_id: str, to: str | None = None) -> object:
+        self.calls.append((who, app_id, to))
+        return {"id": "rollback-deployment"}
 
 
 def deployment(status: Status = Status.QUEUED, **overrides: Any) -> Deployment:

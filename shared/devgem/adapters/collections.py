@@ -11,3 +11,6 @@ SERVICE_NAMES = "serviceNames"  # serviceNames/{service}: a Cloud Run service na
 LEDGER = "ledger"  # ledger/{sha256(key)}: what a handler already did, keyed on what a message is about
 REJECTED_EVENTS = "rejectedEvents"  # rejectedEvents/{auto}: a permanently bad message, kept for a human
 LOG_REJECTIONS = "logRejections"  # logRejections/{minute}-{writer}: counts of bad log entries
+TENANTS = "tenants"  # tenants/{t}: a tenant's own settings, in subcollections below
+INTEGRATIONS = "integrations"  # tenants/{t}/integrations/slack: channel and the bot token's secret reference
+SLACK_USERS = "slackUsers"  # tenants/{t}/slackUsers/{slackUserId}: which Devgem user a Slack user is

@@ -1,4 +1,4 @@
-"""What the use cases talk to, as Protocols: Firestore, Cloud Build, Cloud Run, the URL probe, Pub/Sub.
+"""What the use cases talk to, as Protocols: Firestore, Cloud Build, Cloud Run, the URL probe, Pub/Sub, Slack.
 
 The production adapters (devgem.adapters) implement these; the unit tests use in-memory fakes of the
 same shape, so every transition of a deployment runs without a server. `devgem.bootstrap` wires the
@@ -14,7 +14,9 @@ from google.cloud.devtools import cloudbuild_v1
 
 from devgem.adapters.cloud_build import BuildRequest
 from devgem.adapters.cloud_run import Rollout, Serving
+from devgem.adapters.slack import IncidentNotice, SlackThread
 from devgem.domain.deployment import Decision, Deployment
+from devgem.domain.identity import Identity
 
 T = TypeVar("T")
 
@@ -94,3 +96,23 @@ class FailingTail(Protocol):
     """Keeps a failed build's last lines on its deployment, once they have arrived."""
 
     def keep(self, deployment_id: str) -> object: ...
+
+
+class Notifier(Protocol):
+    """Slack (devgem.adapters.slack.SlackNotifier): an incident's message, then replies in its thread."""
+
+    def post_incident(self, notice: IncidentNotice) -> SlackThread: ...
+
+    def reply(self, tenant_id: str, thread: SlackThread, text: str) -> SlackThread: ...
+
+
+class SlackUsers(Protocol):
+    def user_for(self, tenant_id: str, slack_team_id: str, slack_user_id: str) -> str | None:
+        """The Devgem user of this tenant that the Slack user is; None if nobody mapped them."""
+        ...
+
+
+class RollsBack(Protocol):
+    """What a Slack button needs of the rollback use case (devgem.usecases.roll_back.RollBack)."""
+
+    def roll_back(self, who: Identity, app_id: str, to: str | None = None) -> object: ...

@@ -66,7 +66,7 @@ resource "google_artifact_registry_repository" "platform" {
 # Values are added out of band (docs/deploy.md), never through terraform, so
 # they never land in the state.
 resource "google_secret_manager_secret" "platform" {
-  for_each = toset(["github-webhook", "slack-webhook-url", "gemini-api-key"])
+  for_each = toset(["github-webhook", "slack-webhook-url", "slack-signing-secret", "gemini-api-key"])
 
   project   = var.project
   secret_id = each.key

@@ -30,6 +30,7 @@ locals {
     deploy_requested = { trigger_topic = "deploy-requested", roles = ["roles/cloudbuild.builds.editor", "roles/iam.serviceAccountUser"] }
     build_finished   = { trigger_topic = "cloud-builds", roles = ["roles/cloudbuild.builds.viewer", "roles/run.admin", "roles/iam.serviceAccountUser"] }
     watchdog         = { trigger_topic = null, scheduled = "* * * * *", timeout = 300, publishes = ["deploy-requested"], roles = ["roles/cloudbuild.builds.editor", "roles/run.admin", "roles/iam.serviceAccountUser"] }
+    slack_actions    = { trigger_topic = null, public = true, secrets = ["slack-signing-secret"] }
   }
 
   # key: the Python entry point in functions/workers.py (`python workers.py
