@@ -11,13 +11,19 @@ import threading
 from datetime import timedelta
 from functools import lru_cache
 
+from devgem import clock
 from devgem.adapters import cloud_build, cloud_run, probe, pubsub
 from devgem.adapters.deployments import FirestoreDeployments
 from devgem.adapters.firestore_client import client
+from devgem.adapters.incidents import FirestoreIncidents
+from devgem.adapters.notify import LogNotifier
 from devgem.adapters.store import FirestoreApps
 from devgem.config import settings
+from devgem.logs.crash import ChunkContext, signal_of
+from devgem.logs.routing import LineRouter
 from devgem.logs.tail import FirestoreFailingTail
 from devgem.usecases.connect_app import ConnectApp
+from devgem.usecases.detect_crash import DetectCrash
 from devgem.usecases.follow_build import FollowBuild
 from devgem.usecases.request_deploy import RequestDeploy
 from devgem.usecases.start_build import StartBuild
@@ -67,6 +73,18 @@ def follow_build() -> FollowBuild:
 def watch_deployments() -> WatchDeployments:
     return WatchDeployments(
         deployments=FirestoreDeployments(client), builds=cloud_build, publisher=pubsub, follow_build=follow_build()
+    )
+
+
+@lru_cache(maxsize=1)
+def detect_crash() -> DetectCrash:
+    router = LineRouter()
+    return DetectCrash(
+        incidents=FirestoreIncidents(client),
+        notifier=LogNotifier(),
+        context=ChunkContext(client),
+        to_signal=lambda data: signal_of(data, router),
+        now=clock.now,
     )
 
 

@@ -11,3 +11,6 @@ SERVICE_NAMES = "serviceNames"  # serviceNames/{service}: a Cloud Run service na
 LEDGER = "ledger"  # ledger/{sha256(key)}: what a handler already did, keyed on what a message is about
 REJECTED_EVENTS = "rejectedEvents"  # rejectedEvents/{auto}: a permanently bad message, kept for a human
 LOG_REJECTIONS = "logRejections"  # logRejections/{minute}-{writer}: counts of bad log entries
+INCIDENTS = (
+    "incidents"  # incidents/{sha(app, fingerprint)}: one crash of one app, grouped; /signals/{flush}: its insertIds
+)
