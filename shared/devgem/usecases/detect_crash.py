@@ -11,9 +11,11 @@ written at once when it is new (an alert should not wait), then at most once per
 
 Idempotent under redelivery, by LogEntry insertId: each write records its signals' insertIds in a
 new `incidents/{id}/signals/{n}` document in the same atomic batch as the incident. A signal this
-instance already counted is dropped from memory; a *redelivered* one (another instance, or this one
-before a restart, may have counted it and died before acking) is looked up in those documents
-written since the message was published. First deliveries are never looked up, as in log_entry.
+instance already counted is dropped from memory. Any other is looked up in the signals documents
+written since the entry's time (less 5 s of skew, at most 10 minutes back) before it is counted:
+another instance, or this one before a restart, may have counted it and died before acking, and a
+publisher may send one entry twice. Unlike log_entry this looks up first deliveries too, because it
+is cheap here: one query per incident write, and an incident is written at most once a second.
 
 Notifying: the decision to notify is recorded on the incident in the same write as the counts
 (`pending`, domain/incidents.py); then the Notifier is called and the notice marked sent. A worker
@@ -52,6 +54,7 @@ log = logging.getLogger(__name__)
 CHECK_SKEW = timedelta(seconds=5)  # a signals document's time (a writer's clock) vs a publish time
 CONTEXT_DELAY = 3.0  # the app's lines reach the log chunks through another subscription, a little later
 REMEMBER = 600.0  # seconds an instance remembers the insertIds it counted
+LOOKBACK = timedelta(minutes=10)  # how far back stored insertIds are searched for a signal's copy
 
 
 class Delivered(Protocol):
@@ -71,7 +74,7 @@ class Delivered(Protocol):
 class _Pending:
     signal: Signal
     future: Future[str]
-    check_since: datetime | None
+    check_since: datetime  # a copy of this signal can only have been stored after this time
 
 
 @dataclass
@@ -119,7 +122,7 @@ class DetectCrash:
         if signal.insert_id in self._counted:
             future.set_result("duplicate")
             return future
-        check_since = (message.published or signal.at) if message.redelivered else None
+        check_since = min(signal.at, message.published or signal.at)
         key = incident_id(signal.app_id, signal.fingerprint)
         self._pending.setdefault(key, []).append(_Pending(signal, future, check_since))
         return future
@@ -206,8 +209,9 @@ class DetectCrash:
 
     def _new_signals(self, key: str, items: list[_Pending]) -> tuple[list[_Pending], list[_Pending]]:
         seen: set[str] = set()
-        checks = [p.check_since for p in items if p.check_since is not None]
-        stored = self.incidents.stored_ids(key, min(checks) - CHECK_SKEW) if checks else set()
+        unknown = [p.check_since for p in items if p.signal.insert_id not in self._counted]
+        since = max(min(unknown) - CHECK_SKEW, self.now() - LOOKBACK) if unknown else None
+        stored = self.incidents.stored_ids(key, since) if since is not None else set()
         fresh: list[_Pending] = []
         duplicates: list[_Pending] = []
         for p in items:
