@@ -130,3 +130,25 @@ def test_a_crash_loop_of_1000_signals_is_one_incident_with_few_writes(stack: Sta
     again = incident(app["id"], "exit:7")
     assert again["count"] == 1001
     assert again["noticesSent"] == done["noticesSent"]
+
+
+def test_a_worker_killed_mid_incident_leaves_one_incident_one_notice_and_the_right_count(
+    stack: Stack, api: Api, repos: Path
+) -> None:
+    app = api.create_app(str(apps.repo_with(repos, "killed", {"main.py": "", "requirements.txt": ""})))
+    entries = [exit_signal(app["serviceName"], f"kill-{n:05d}", 9) for n in range(1000)]
+    first = stack.children["crash_detected"]
+    publish_all(entries[:500])
+    wait_for(lambda: incident(app["id"], "exit:9").get("count", 0) > 0, "the incident opened", 30)
+    stack.restart_worker("crash_detected", kill=True)  # mid-incident: it held signals it had not acked
+    publish_all(entries[500:])
+
+    done = wait_for(lambda: (d := incident(app["id"], "exit:9")).get("count", 0) >= 1000 and d, "1,000 counted", 90)
+    time.sleep(2)  # redeliveries of what the killed worker held may trail
+    final = incident(app["id"], "exit:9")
+    assert final["count"] == 1000, done
+    assert final["noticesSent"] == 1
+    assert final["pendingNotice"] is None
+    second = stack.children["crash_detected"]
+    opened = f"incident {incident_id(app['id'], 'exit:9')} opened"
+    assert first.output().count(opened) + second.output().count(opened) == 1
