@@ -133,6 +133,20 @@ def test_the_predicate_and_the_fingerprint(name: str, e: dict[str, Any], crash: 
         assert fingerprint(e) == fp
 
 
+@pytest.mark.parametrize(
+    "line",
+    ["    at handler (/workspace/s.js:1:41)", "goroutine 18 [running]:", "    at Module._compile (node:internal)"],
+)
+def test_one_line_of_an_unstructured_stack_is_selected_but_is_no_crash_of_its_own(line: str) -> None:
+    assert is_crash_signal(entry(line))
+    assert crash_signals.is_stack_fragment(entry(line))
+
+
+@pytest.mark.parametrize("text", [PYTHON, NODE, GO, "Traceback (most recent call last):"])
+def test_a_whole_trace_or_its_header_is_not_a_fragment(text: str) -> None:
+    assert not crash_signals.is_stack_fragment(entry(text))
+
+
 def test_a_fingerprint_ignores_what_varies_between_occurrences() -> None:
     again = PYTHON.replace("line 3", "line 30").replace("'id'", "'order_id'")
     assert fingerprint(entry(again)) == fingerprint(entry(PYTHON))

@@ -112,6 +112,7 @@ def is_crash_signal(entry: Mapping[str, Any]) -> bool:
 # -- fingerprints ------------------------------------------------------------------------------
 
 UNREACHABLE = "unreachable"
+UNKNOWN_STACK = "error:stack"  # a stack trace none of the parsers below recognise
 _EXIT = re.compile(r"Container called exit\((-?\d+)\)")
 _SIGNAL = re.compile(r"Container terminated on signal (\d+)")
 _PY_FRAME = re.compile(r'^\s*File "([^"]+)", line \d+, in (\S+)', re.M)
@@ -186,7 +187,16 @@ def fingerprint(entry: Mapping[str, Any]) -> str:
             found = parse(t)
             if found:
                 return found
-    return "error:stack"
+    return UNKNOWN_STACK
+
+
+def is_stack_fragment(entry: Mapping[str, Any]) -> bool:
+    """A single line of a stack trace that says nothing by itself (a Node `    at ...` frame, Go's
+    `goroutine 18 [running]:`): the filter selects it, as Cloud Logging cannot tell a whole trace
+    from one of its lines, but it is no crash of its own. Cloud Run writes each line of unstructured
+    output as its own entry, so without this one Node crash would count once per frame."""
+    texts = _payload_texts(entry)
+    return fingerprint(entry) == UNKNOWN_STACK and not any("\n" in t.strip() for t in texts)
 
 
 if __name__ == "__main__":  # regenerates terraform/envs/prod/crash_filter.txt

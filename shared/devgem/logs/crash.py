@@ -34,6 +34,8 @@ def signal_of(data: bytes, router: LineRouter) -> Signal:
         raise InvalidEvent(f"not a crash signal: {exc}") from exc
     if line.source != RUN or not crash_signals.is_crash_signal(entry):
         raise InvalidEvent("not a crash signal: the crash filter does not select this entry")
+    if crash_signals.is_stack_fragment(entry):
+        raise InvalidEvent("not a crash signal: one line of a stack trace")
     target = router.route(line)  # RejectedLogEntry (an InvalidEvent) for a service that is not an app
     return Signal(
         insert_id=line.insert_id,
