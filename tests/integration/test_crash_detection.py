@@ -83,10 +83,12 @@ def test_an_app_that_crashes_becomes_one_incident(stack: Stack, api: Api, repos:
     final = watch.follow_deployment(deployment["id"], timeout=180)
     assert final["status"] == "live", final
     host = final["url"].split("//", 1)[1]
+    crashed = time.monotonic()
     with contextlib.suppress(requests.RequestException):  # the app dies mid-request: that is the point
         requests.get(stack.router_url + "/crash", headers={"Host": host}, timeout=10)
 
     found = wait_for(lambda: incident(app["id"], "exit:3"), "an incident for exit(3)", 60)
+    print(f"crash-single: crash_to_incident_ms={(time.monotonic() - crashed) * 1000:.0f}")
     assert found["count"] == 1
     assert found["tenantId"] == api.tenant
     assert found["status"] == "open"
