@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -12,6 +13,9 @@ import pytest
 from devgem.domain import incidents as rules
 from devgem.domain.errors import InvalidEvent
 from devgem.domain.incidents import Incident, Signal, apply_signals, incident_id
+from devgem.logs.chunks import Target
+from devgem.logs.crash import signal_of
+from devgem.logs.routing import LineRouter
 from devgem.usecases.detect_crash import DetectCrash
 
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -223,3 +227,37 @@ def test_a_resolved_incident_that_crashes_again_is_a_new_occurrence() -> None:
 @pytest.mark.parametrize("n", [1, 2])
 def test_a_single_crash_is_not_a_loop(n: int) -> None:
     assert apply_signals(None, [signal(i, T0 + timedelta(seconds=i)) for i in range(n)], T0).level == rules.SINGLE
+
+
+def _entry(text: str, labels: dict[str, str] | None = None) -> bytes:
+    return json.dumps(
+        {
+            "insertId": "x1",
+            "logName": "projects/p/logs/run.googleapis.com%2Fvarlog%2Fsystem",
+            "resource": {
+                "type": "cloud_run_revision",
+                "labels": {"service_name": "shop", "revision_name": "shop-0123456789ab"},
+            },
+            "timestamp": "2026-12-01T12:00:00.000000001Z",
+            "severity": "ERROR",
+            "labels": {"devgem-managed": "true"} if labels is None else labels,
+            "textPayload": text,
+        }
+    ).encode()
+
+
+def test_a_log_entry_becomes_a_signal_of_its_app_and_deployment() -> None:
+    router = LineRouter(service_lookup=lambda service: Target("t1", "app-of-" + service, None))
+    s = signal_of(_entry("Container called exit(3)."), router)
+    assert (s.tenant_id, s.app_id, s.deployment_id, s.fingerprint) == ("t1", "app-of-shop", "0123456789ab", "exit:3")
+    assert s.insert_id == "x1" and s.revision == "shop-0123456789ab"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [_entry("Container called exit(0)."), _entry("Container called exit(3).", labels={}), b"not json"],
+)
+def test_what_the_filter_would_not_select_is_rejected(data: bytes) -> None:
+    router = LineRouter(service_lookup=lambda service: Target("t1", "a", None))
+    with pytest.raises(InvalidEvent):
+        signal_of(data, router)

@@ -162,8 +162,11 @@ class DetectCrash:
         return taken
 
     def _forget(self, now: float) -> None:
+        """Bound the memory of a long-running instance; what it forgets is looked up in storage instead."""
         if len(self._counted) > 200_000:
             self._counted = {k: t for k, t in self._counted.items() if now - t < REMEMBER}
+        if len(self._last_write) > 10_000:
+            self._last_write = {k: t for k, t in self._last_write.items() if now - t < 10 * self.flush_every}
 
     def flush(self, key: str, items: list[_Pending]) -> None:
         """Write what `due` took for this incident; then its next signals may be taken."""
