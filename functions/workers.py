@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from devgem import topology
+from devgem import bootstrap, topology
 from devgem.config import settings
 from devgem.entrypoints import pull_worker
 from devgem.usecases import ingest_logs
@@ -28,7 +28,14 @@ def log_entry() -> None:
     _serve("log_entry", ingest_logs.accept_batch)
 
 
-ENTRY_POINTS = {"log_entry": log_entry}
+def crash_detected() -> None:
+    # Idempotent: each write of an incident records the insertIds it counted, in the same batch; a
+    # redelivered signal is looked up there first. Signals are gathered in memory and each incident
+    # is written at most once a second, whatever the crash rate (docs/crash.md).
+    _serve("crash_detected", bootstrap.detect_crash().accept_batch)
+
+
+ENTRY_POINTS = {"log_entry": log_entry, "crash_detected": crash_detected}
 
 
 def main(argv: list[str]) -> int:

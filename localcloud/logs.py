@@ -16,9 +16,11 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
+from devgem.domain.crash_signals import is_crash_signal
 from localcloud.pubsub import Publisher
 
 LOG_TOPIC = "log-entry"
+CRASH_TOPIC = "crash-detected"
 MAX_LINE = 256 * 1024  # Cloud Logging's entry size limit; longer lines are split
 MAX_ENTRY = 256 * 1024  # one LogEntry, as JSON; a text entry above it is split again (see LogSink)
 
@@ -117,7 +119,9 @@ def _json_object(line: str) -> dict[str, Any] | None:
 
 
 class LogSink:
-    """Publishes LogEntry dicts to the log-entry topic, as the Log Router sink does.
+    """Publishes LogEntry dicts to the log-entry topic, as the Log Router sink does, and those the
+    crash filter selects to crash-detected too, as production's second sink does: the predicate is
+    the same rule as that sink's filter text (devgem.domain.crash_signals), so both agree.
 
     A text entry whose JSON exceeds 256 KiB (a line near the limit plus its envelope, or one whose
     control characters JSON escapes six-fold) is split into halves with insertIds `<id>.0`, `<id>.1`,
@@ -134,7 +138,10 @@ class LogSink:
             for i, part in enumerate((text[:half], text[half:])):
                 self.emit({**entry, "textPayload": part, "insertId": f"{entry['insertId']}.{i}"})
             return
-        self._publisher.publish(LOG_TOPIC, data, {"logging.googleapis.com/timestamp": entry["timestamp"]})
+        attributes = {"logging.googleapis.com/timestamp": entry["timestamp"]}
+        self._publisher.publish(LOG_TOPIC, data, attributes)
+        if is_crash_signal(entry):
+            self._publisher.publish(CRASH_TOPIC, data, attributes)
 
 
 class LineSplitter:

@@ -113,7 +113,9 @@ class RevisionDeployer:
             command = [*container.command, *container.args] if container.command else None
             if command is None and container.args:
                 command = [*rev.artifact.command, *container.args]
-            rev.instance = Instance(self._config, self._sink, svc.short, rev.short, rev.artifact, env, command)
+            rev.instance = Instance(
+                self._config, self._sink, svc.short, rev.short, rev.artifact, env, command, dict(rev.revision.labels)
+            )
         try:
             await rev.instance.start()
         except StartFailure as e:

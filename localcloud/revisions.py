@@ -46,8 +46,12 @@ class Instance:
         artifact: Artifact,
         container_env: Mapping[str, str],
         command: list[str] | None = None,
+        labels: Mapping[str, str] | None = None,
     ) -> None:
         self._config = config
+        # The revision template's labels: Cloud Run copies them into every LogEntry's labels, which
+        # is how the crash sink tells Devgem's apps (devgem-managed=true) from anything else.
+        self.labels = dict(labels or {})
         self._sink = sink
         self.service = service
         self.revision = revision
@@ -266,7 +270,7 @@ class Instance:
                 insert_id=f"{self._instance_id[:16]}-{self._seq:08d}",
                 line=line,
                 severity="ERROR" if stream == "stderr" else "DEFAULT",
-                labels={"instanceId": self._instance_id},
+                labels={**self.labels, "instanceId": self._instance_id},
                 parse_json=True,
             )
         )
@@ -280,6 +284,6 @@ class Instance:
                 insert_id=f"{self._instance_id[:16]}-s{self._seq:08d}",
                 line=text,
                 severity=severity,
-                labels={"instanceId": self._instance_id},
+                labels={**self.labels, "instanceId": self._instance_id},
             )
         )

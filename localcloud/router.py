@@ -239,7 +239,7 @@ class LoadBalancer:
             "timestamp": ts,
             "receiveTimestamp": ts,
             "severity": severity,
-            "labels": {},
+            "labels": dict(instance.labels),
             "httpRequest": {
                 "requestMethod": request.method,
                 "requestUrl": f"http://{request.headers.get('Host', '')}{request.raw_path}",

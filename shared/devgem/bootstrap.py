@@ -11,14 +11,20 @@ import threading
 from datetime import timedelta
 from functools import lru_cache
 
+from devgem import clock
 from devgem.adapters import cloud_build, cloud_run, probe, pubsub, secrets
 from devgem.adapters.deployments import FirestoreDeployments
 from devgem.adapters.firestore_client import client
+from devgem.adapters.incidents import FirestoreIncidents
+from devgem.adapters.notify import LogNotifier
 from devgem.adapters.slack import FirestoreSlackConfigs, FirestoreSlackUsers, SlackNotifier
 from devgem.adapters.store import FirestoreApps
 from devgem.config import settings
+from devgem.logs.crash import ChunkContext, signal_of
+from devgem.logs.routing import LineRouter
 from devgem.logs.tail import FirestoreFailingTail
 from devgem.usecases.connect_app import ConnectApp
+from devgem.usecases.detect_crash import DetectCrash
 from devgem.usecases.follow_build import FollowBuild
 from devgem.usecases.request_deploy import RequestDeploy
 from devgem.usecases.roll_back import RollBack
@@ -105,6 +111,18 @@ def slack_signing_secret() -> str:
     if s.slack_signing_secret_ref:
         return secrets.version(s.slack_signing_secret_ref)
     raise RuntimeError("no Slack signing secret: set DEVGEM_SLACK_SIGNING_SECRET or DEVGEM_SECRET_SLACK_SIGNING_SECRET")
+
+
+@lru_cache(maxsize=1)
+def detect_crash() -> DetectCrash:
+    router = LineRouter()
+    return DetectCrash(
+        incidents=FirestoreIncidents(client),
+        notifier=LogNotifier(),
+        context=ChunkContext(client),
+        to_signal=lambda data: signal_of(data, router),
+        now=clock.now,
+    )
 
 
 def warm() -> None:

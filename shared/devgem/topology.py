@@ -71,7 +71,12 @@ FUNCTIONS: tuple[Function, ...] = (
     Function("slack_actions", None),
 )
 
-WORKERS: tuple[Worker, ...] = (Worker("log_entry", LOG_ENTRY, ack_deadline_seconds=10),)
+WORKERS: tuple[Worker, ...] = (
+    Worker("log_entry", LOG_ENTRY, ack_deadline_seconds=10),
+    # Pulled, not pushed: a crash loop sends ~1,000 signals a second to one incident document, which
+    # takes about one write a second; a worker gathers them and writes each incident once a second.
+    Worker("crash_detected", CRASH_DETECTED, ack_deadline_seconds=10),
+)
 
 TOPICS: tuple[str, ...] = (DEPLOY_REQUESTED, CLOUD_BUILDS, LOG_ENTRY, CRASH_DETECTED)
 

@@ -97,6 +97,35 @@ def test_an_entry_over_256_kib_is_split_so_log_entry_does_not_reject_it() -> Non
     assert ids == sorted(ids) and len(set(ids)) == len(ids)
 
 
+def test_the_log_router_also_publishes_crash_signals_of_managed_revisions_to_crash_detected() -> None:
+    published: list[tuple[str, str]] = []
+
+    class Publisher:
+        def publish(self, topic: str, data: bytes, attributes: dict[str, str]) -> None:
+            published.append((topic, json.loads(data)["insertId"]))
+
+    sink = LogSink(Publisher())  # type: ignore[arg-type]
+    resource = revision_resource("p", "r", "s", "s-1")
+    system = log_name("p", "run.googleapis.com/varlog/system")
+    managed = {"devgem-managed": "true"}
+    for insert_id, text, labels in (
+        ("crash", "Container called exit(3).", managed),
+        ("clean", "Container called exit(0).", managed),
+        ("foreign", "Container called exit(3).", {}),
+    ):
+        sink.emit(
+            make_entry(
+                log_name=system, resource=resource, insert_id=insert_id, line=text, severity="ERROR", labels=labels
+            )
+        )
+    assert sorted(published) == [
+        ("crash-detected", "crash"),
+        ("log-entry", "clean"),
+        ("log-entry", "crash"),
+        ("log-entry", "foreign"),
+    ]
+
+
 @pytest.mark.parametrize(
     ("host", "expected"),
     [

@@ -14,3 +14,6 @@ LOG_REJECTIONS = "logRejections"  # logRejections/{minute}-{writer}: counts of b
 TENANTS = "tenants"  # tenants/{t}: a tenant's own settings, in subcollections below
 INTEGRATIONS = "integrations"  # tenants/{t}/integrations/slack: channel and the bot token's secret reference
 SLACK_USERS = "slackUsers"  # tenants/{t}/slackUsers/{slackUserId}: which Devgem user a Slack user is
+INCIDENTS = (
+    "incidents"  # incidents/{sha(app, fingerprint)}: one crash of one app, grouped; /signals/{flush}: its insertIds
+)

@@ -7,7 +7,8 @@ production ones.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from google.cloud.devtools import cloudbuild_v1
@@ -17,6 +18,7 @@ from devgem.adapters.cloud_run import Rollout, Serving
 from devgem.adapters.slack import IncidentNotice, SlackThread
 from devgem.domain.deployment import Decision, Deployment
 from devgem.domain.identity import Identity
+from devgem.domain.incidents import Incident
 
 T = TypeVar("T")
 
@@ -116,3 +118,37 @@ class RollsBack(Protocol):
     """What a Slack button needs of the rollback use case (devgem.usecases.roll_back.RollBack)."""
 
     def roll_back(self, who: Identity, app_id: str, to: str | None = None) -> object: ...
+
+
+class Incidents(Protocol):
+    """The `incidents` collection (devgem.adapters.incidents). `record` reads, decides and writes
+    atomically, guarded by the update time it read, and writes the signals' insertIds in the same batch."""
+
+    def get(self, incident_id: str) -> Incident | None: ...
+
+    def record(
+        self, incident_id: str, decide: Callable[[Incident | None], Incident], insert_ids: Sequence[str]
+    ) -> Incident: ...
+
+    def stored_ids(self, incident_id: str, since: datetime) -> set[str]:
+        """insertIds recorded for this incident since `since` (by any instance): redeliveries' lookup."""
+        ...
+
+    def change(self, incident_id: str, decide: Callable[[Incident], Incident | None]) -> Incident | None:
+        """Apply `decide` to the stored incident; None from it (or no incident) writes nothing."""
+        ...
+
+
+class IncidentAlerts(Protocol):
+    """Tells people about an incident (Slack, the app's chat sessions). Called once per notice the
+    incident records; `incident.pending` (kind and sequence number) is a key a sender may dedupe on."""
+
+    def incident_opened(self, incident: Incident) -> None: ...
+
+    def incident_escalated(self, incident: Incident) -> None: ...
+
+
+class LogContext(Protocol):
+    """An app's stored log lines (devgem.logs.reader), for an incident's context."""
+
+    def lines_before(self, tenant_id: str, app_id: str, at: datetime, limit: int) -> list[str]: ...

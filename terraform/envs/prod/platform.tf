@@ -113,6 +113,28 @@ resource "google_pubsub_topic_iam_member" "log_sink_publisher" {
   member  = google_logging_project_sink.log_entry.writer_identity
 }
 
+# Crash signals of the apps' revisions go to crash-detected, which the
+# crash_detected worker groups into incidents. The filter is kept in one place,
+# shared/devgem/domain/crash_signals.py (SINK_FILTER), which localcloud's Log
+# Router applies as a predicate; crash_filter.txt is that constant written out
+# (tests/unit/test_crash_signals.py fails if they differ). It selects only
+# revisions labelled devgem-managed=true, so the platform's own services never
+# feed it.
+resource "google_logging_project_sink" "crash_detected" {
+  project                = var.project
+  name                   = "devgem-crash-detected"
+  destination            = "pubsub.googleapis.com/${module.pubsub.topic_ids["crash-detected"]}"
+  unique_writer_identity = true
+  filter                 = trimspace(file("${path.module}/crash_filter.txt"))
+}
+
+resource "google_pubsub_topic_iam_member" "crash_sink_publisher" {
+  project = var.project
+  topic   = module.pubsub.topic_ids["crash-detected"]
+  role    = "roles/pubsub.publisher"
+  member  = google_logging_project_sink.crash_detected.writer_identity
+}
+
 # Tenancy. Each tenant gets a build service account (runs its builds) and a
 # runtime service account (runs its apps), created by the provisioner at sign
 # up, so they cannot be named here. The provisioner may:

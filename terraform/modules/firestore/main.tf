@@ -46,12 +46,14 @@ locals {
     logs           = "expireAt" # log chunks
     ledger         = "expireAt" # the idempotency ledger
     rejectedEvents = "expireAt" # permanently bad messages, kept for a human for a while
+    signals        = "expireAt" # incidents/{i}/signals: the insertIds an incident counted
   }
 
   # collection group => field never queried and too large to index usefully.
   unindexed_fields = {
     logs           = "lines" # the lines of a log chunk
     rejectedEvents = "raw"   # the raw message, up to 10,000 characters
+    signals        = "ids"   # an incident's counted insertIds, up to thousands a document
   }
 }
 

@@ -44,7 +44,8 @@ locals {
   # Optional: `instances` (the pool's fixed instance count, default 1; 0 pauses
   # it), `cpu` (default "1"), `memory` (default "512Mi").
   workers = {
-    log_entry = { topic = "log-entry", ack_deadline_seconds = 10, instances = 1, memory = "1Gi", roles = ["roles/cloudbuild.builds.viewer"] }
+    log_entry      = { topic = "log-entry", ack_deadline_seconds = 10, instances = 1, memory = "1Gi", roles = ["roles/cloudbuild.builds.viewer"] }
+    crash_detected = { topic = "crash-detected", ack_deadline_seconds = 10, instances = 1 }
   }
 
   max_delivery_attempts = 5
