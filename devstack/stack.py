@@ -109,6 +109,7 @@ class Stack:
             "DEVGEM_ALLOW_LOCAL_REPOS": "1",
             "DEVGEM_PROBE_TIMEOUT_SECONDS": "30",
             "DEVGEM_SLACK_API_URL": f"{self.slack_url}/api/",
+            "DEVGEM_LOGS_URL_TEMPLATE": f"{self.api_url}/v1/apps/{{app}}/logs",
             "DEVGEM_SLACK_SIGNING_SECRET": slack_receiver.LOCAL_SIGNING_SECRET,
             # Tenants' secret references resolve from DEVGEM_LOCAL_SECRET_<NAME>: a tenant whose Slack
             # integration names "slack-bot-token" posts with the receiver's local token.

@@ -16,7 +16,7 @@ from devgem.adapters import cloud_build, cloud_run, probe, pubsub, secrets
 from devgem.adapters.deployments import FirestoreDeployments
 from devgem.adapters.firestore_client import client
 from devgem.adapters.incidents import FirestoreIncidents
-from devgem.adapters.notify import LogNotifier
+from devgem.adapters.notify import SlackAlerts
 from devgem.adapters.slack import FirestoreSlackConfigs, FirestoreSlackUsers, SlackNotifier
 from devgem.adapters.store import FirestoreApps
 from devgem.config import settings
@@ -118,7 +118,7 @@ def detect_crash() -> DetectCrash:
     router = LineRouter()
     return DetectCrash(
         incidents=FirestoreIncidents(client),
-        notifier=LogNotifier(),
+        notifier=SlackAlerts(slack_notifier(), client, settings().logs_url_template),
         context=ChunkContext(client),
         to_signal=lambda data: signal_of(data, router),
         now=clock.now,

@@ -26,6 +26,8 @@ class Settings:
     dev_auth_cert_file: str
     # Public URL of an app: "{service}" is replaced by the Cloud Run service name.
     public_url_template: str
+    # Where a person reads an app's logs (Slack's "View logs"): "{app}" is replaced by the app id.
+    logs_url_template: str
     # Allow file:// and absolute-path repository URLs (local development only).
     allow_local_repos: bool
     # The only hosts https repository URLs may name (exact names, lower case). An allow-list, not a
@@ -72,6 +74,7 @@ def settings() -> Settings:
         auth_mode=_env("DEVGEM_AUTH_MODE", "firebase"),
         dev_auth_cert_file=_env("DEVGEM_DEV_AUTH_CERT", ""),
         public_url_template=_env("DEVGEM_PUBLIC_URL_TEMPLATE", "https://{service}.apps.example.com"),
+        logs_url_template=_env("DEVGEM_LOGS_URL_TEMPLATE", "https://console.example.com/apps/{app}/logs"),
         allow_local_repos=_env("DEVGEM_ALLOW_LOCAL_REPOS", "") == "1",
         git_hosts=git_hosts(_env("DEVGEM_GIT_HOSTS", "")),
         image_template=_env(
