@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv prereqs run test unit lint typecheck bench bench-spine bench-logs bench-faults check-infra clean
+.PHONY: help venv prereqs run test unit lint typecheck bench bench-spine bench-logs bench-faults bench-crash check-infra clean
 
 help:
 	@echo "make run          start the platform locally and deploy the example app (Ctrl-C stops it)"
@@ -15,6 +15,7 @@ help:
 	@echo "make bench-spine  the deploy spine (20 deploys; p50/p99 per hop)"
 	@echo "make bench-logs   live logs at 100, 1,000 and 3,000 lines/s (latency, loss, duplicates, writes)"
 	@echo "make bench-faults deploys and live logs under kill -9, freezes and outages (stuck, builds, lost, duplicates, recovery)"
+	@echo "make bench-crash  crash -> Slack alert latency, a crash loop stays one message, rollback latency"
 	@echo "make check-infra  offline checks of terraform/ (parse, contract, checkov, fmt)"
 	@echo "make clean        remove the virtual environment and local state (.devgem/)"
 
@@ -63,7 +64,7 @@ test: prereqs lint typecheck check-infra
 	$(PY) -m coverage report | grep -E '^(Name|TOTAL)'; \
 	if [ -n "$$failed" ]; then echo "make test: failed:$$failed" >&2; exit 1; fi
 
-bench: bench-spine bench-logs bench-faults
+bench: bench-spine bench-logs bench-faults bench-crash
 
 bench-spine: prereqs
 	$(PY) -m bench.spine
@@ -73,6 +74,9 @@ bench-logs: prereqs
 
 bench-faults: prereqs
 	$(PY) -m bench.faults
+
+bench-crash: prereqs
+	$(PY) -m bench.crash
 
 check-infra: $(STAMP)
 	$(PY) scripts/check_infra.py
