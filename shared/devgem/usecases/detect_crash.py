@@ -34,7 +34,6 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Protocol
 
 from devgem.domain.errors import InvalidEvent
 from devgem.domain.incidents import (
@@ -47,7 +46,7 @@ from devgem.domain.incidents import (
     incident_id,
     notice_sent,
 )
-from devgem.usecases.ports import IncidentAlerts, Incidents, LogContext
+from devgem.usecases.ports import Delivered, IncidentAlerts, Incidents, LogContext
 
 log = logging.getLogger(__name__)
 
@@ -55,19 +54,6 @@ CHECK_SKEW = timedelta(seconds=5)  # a signals document's time (a writer's clock
 CONTEXT_DELAY = 3.0  # the app's lines reach the log chunks through another subscription, a little later
 REMEMBER = 600.0  # seconds an instance remembers the insertIds it counted
 LOOKBACK = timedelta(minutes=10)  # how far back stored insertIds are searched for a signal's copy
-
-
-class Delivered(Protocol):
-    """A pulled message (devgem.entrypoints.pull_worker.Delivery), as much of it as this needs."""
-
-    @property
-    def data(self) -> bytes: ...
-
-    @property
-    def redelivered(self) -> bool: ...
-
-    @property
-    def published(self) -> datetime | None: ...
 
 
 @dataclass

@@ -17,14 +17,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import Future
-from datetime import datetime
 from functools import lru_cache
-from typing import Protocol
 
 from devgem.adapters.firestore_client import client
 from devgem.logs.entries import RejectedLogEntry, parse
 from devgem.logs.routing import LineRouter
 from devgem.logs.writer import LogWriter
+from devgem.usecases.ports import Delivered
 
 
 @lru_cache(maxsize=1)
@@ -35,19 +34,6 @@ def writer() -> LogWriter:
 @lru_cache(maxsize=1)
 def router() -> LineRouter:
     return LineRouter()
-
-
-class Delivered(Protocol):
-    """A pulled message (devgem.entrypoints.pull_worker.Delivery), as much of it as this needs."""
-
-    @property
-    def data(self) -> bytes: ...
-
-    @property
-    def redelivered(self) -> bool: ...
-
-    @property
-    def published(self) -> datetime | None: ...
 
 
 def accept_batch(messages: Sequence[Delivered]) -> list[Future[str]]:

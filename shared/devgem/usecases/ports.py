@@ -152,3 +152,16 @@ class LogContext(Protocol):
     """An app's stored log lines (devgem.logs.reader), for an incident's context."""
 
     def lines_before(self, tenant_id: str, app_id: str, at: datetime, limit: int) -> list[str]: ...
+
+
+class Delivered(Protocol):
+    """A pulled message for a batch use case (devgem.entrypoints.pull_worker.Delivery), as much of it as this needs."""
+
+    @property
+    def data(self) -> bytes: ...
+
+    @property
+    def redelivered(self) -> bool: ...
+
+    @property
+    def published(self) -> datetime | None: ...
