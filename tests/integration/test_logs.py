@@ -139,7 +139,9 @@ def test_a_line_delivered_three_times_is_stored_once(log_worker: Stack, app: dic
         publish(line)
     publish(entry(app["serviceName"], "dup-2", "after"))
     wait_for(lambda: {x["insertId"] for x in stored_lines(app["id"])} == {"dup-1", "dup-2"}, "both lines")
-    assert restart_log_worker(log_worker) == (4, 0)  # every copy handled and acked: none is on its way
+    acked, nacked = restart_log_worker(log_worker) or (0, -1)
+    # Every copy handled and acked, none on its way back (other apps of the session's stack may log meanwhile).
+    assert acked >= 4 and nacked == 0
     assert sorted(x["insertId"] for x in stored_lines(app["id"])) == ["dup-1", "dup-2"]
 
 
@@ -161,7 +163,9 @@ def test_bad_entries_are_acknowledged_and_counted_and_the_worker_carries_on(
     wait_for(lambda: grown() == expected, f"rejections {expected}")
     publish(entry(app["serviceName"], "good-after-bad", "still here"))
     wait_for(lambda: any(x["insertId"] == "good-after-bad" for x in stored_lines(app["id"])), "the good line")
-    assert restart_log_worker(log_worker) == (6, 0)  # all acknowledged: none comes back to be counted again
+    acked, nacked = restart_log_worker(log_worker) or (0, -1)
+    # All acknowledged, none comes back to be counted again (other apps of the stack may log meanwhile).
+    assert acked >= 6 and nacked == 0
     assert grown() == expected
     query = client().collection(collections.REJECTED_EVENTS).where(filter=FieldFilter("source", "==", "log_entry"))
     reasons = {str((s.to_dict() or {}).get("reason", "")).split(" ")[0] for s in query.stream()}
