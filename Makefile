@@ -5,10 +5,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv prereqs run test unit lint typecheck bench bench-spine bench-logs bench-faults bench-crash check-infra clean
+.PHONY: help venv prereqs run demo test unit lint typecheck bench bench-spine bench-logs bench-faults bench-crash check-infra clean
 
 help:
 	@echo "make run          start the platform locally and deploy the example app (Ctrl-C stops it)"
+	@echo "make demo         with make run going: crash the example, see the Slack alert, press Roll back"
 	@echo "make test         lint, type-check, then every test, fastest first (unit, integration, localcloud, e2e), and coverage"
 	@echo "make unit         only the unit tests (no Java, no servers; a few seconds)"
 	@echo "make bench        every benchmark below"
@@ -34,6 +35,9 @@ prereqs: $(STAMP)
 
 run: prereqs
 	$(PY) -m devstack run
+
+demo: $(STAMP)
+	$(PY) -m devstack.demo
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

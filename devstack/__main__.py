@@ -94,6 +94,9 @@ def _run(args: argparse.Namespace) -> int:
                 return 0 if ok else 1
             _show_slack_messages(stack)
             print("\nDevgem is running. Press Ctrl-C to stop every process it started.", flush=True)
+            print(
+                "Try the watching loop in another terminal: make demo (crash -> Slack alert -> Roll back).", flush=True
+            )
             running = True
             signals.wait()
         except StopRequested as stop:

@@ -14,6 +14,9 @@ PAGE = """<!doctype html>
 
 class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
+        if self.path == "/crash":  # for `make demo`: a crash Devgem's watch should notice
+            print("crashing on purpose (GET /crash)", flush=True)
+            os._exit(3)
         body = PAGE.format(revision=os.environ.get("K_REVISION", "?"), service=os.environ.get("K_SERVICE", "?"))
         data = body.encode()
         self.send_response(200)
