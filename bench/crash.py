@@ -33,6 +33,7 @@ from devgem.adapters import collections, pubsub
 from devgem.adapters.firestore_client import client
 from devstack import example_repos, watch
 from devstack.api_client import Api
+from devstack.processes import wait_for_value
 from devstack.stack import LOCAL_SLACK_TOKEN_SECRET, Stack
 
 APP = """
@@ -118,14 +119,7 @@ def _posts(stack: Stack, channel: str) -> list[dict[str, Any]]:
 
 
 def _wait(check: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(requests.RequestException):
-            value = check()
-            if value:
-                return value
-        time.sleep(0.02)
-    raise SystemExit(f"{what}: not within {timeout:.0f} s")
+    return wait_for_value(check, timeout, what, every=0.02)  # 20 ms: the rollback is timed by this poll
 
 
 def _crash_to_alert(stack: Stack, host: str, channel: str, code: int) -> float:

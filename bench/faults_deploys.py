@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -32,6 +32,7 @@ from devgem.config import settings
 from devgem.domain.deployment import TERMINAL
 from devstack import example_repos
 from devstack.api_client import Api
+from devstack.processes import wait_for_value
 from devstack.stack import Stack
 
 
@@ -95,7 +96,7 @@ def claims_without_submits(
         ids = [d["id"] for d in (api.deploy(app_id) for app_id in app_ids)]
         # The emulator pushes two messages at a time, so two claims hang on their submits.
         claimed = lambda: sum(_status(i) == ("building", None) for i in ids) >= 2  # noqa: E731
-        _wait(claimed, 60, "two deployments claimed, their submits hanging")
+        wait_for_value(claimed, 60, "two deployments claimed, their submits hanging")
         stack.kill("deploy_requested")
         stack.start_again("deploy_requested")
     finally:
@@ -115,8 +116,8 @@ def notifications_lost(stack: Stack, api: Api, repos: Path, deploys: int = 4, ti
     stack.kill("build_finished")
     try:
         ids = [d["id"] for d in (api.deploy(app_id) for app_id in app_ids)]
-        build_ids = _wait(lambda: _build_ids(ids), 60, "every build submitted")
-        _wait(lambda: all(_build_status(b) == "SUCCESS" for b in build_ids), 180, "every build to succeed")
+        build_ids = wait_for_value(lambda: _build_ids(ids), 60, "every build submitted")
+        wait_for_value(lambda: all(_build_status(b) == "SUCCESS" for b in build_ids), 180, "every build to succeed")
         return _await_end(api.tenant, app_ids, time.monotonic(), timeout)
     finally:
         stack.start_again("build_finished")
@@ -127,7 +128,7 @@ def requests_lost(stack: Stack, api: Api, repos: Path, deploys: int = 4, timeout
     app_ids = _apps(api, repos, deploys)
     with swallowing(stack, "deploy_requested") as swallowed:
         ids = {d["id"] for d in (api.deploy(app_id) for app_id in app_ids)}
-        _wait(lambda: ids <= {a.get("deploymentId") for a in swallowed}, 60, "every request swallowed")
+        wait_for_value(lambda: ids <= {a.get("deploymentId") for a in swallowed}, 60, "every request swallowed")
     return _await_end(api.tenant, app_ids, time.monotonic(), timeout)
 
 
@@ -218,16 +219,6 @@ def _await_end(
     builds = {deployment_id: len(_builds_of(deployment_id)) for deployment_id in found}
     recover = [finished_at.get(i, now) - fault_ended for i in found]
     return Storm(found, builds, recover, errors or [])
-
-
-def _wait(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise TimeoutError(f"{what}: not after {timeout:.0f} s")
 
 
 def _status(deployment_id: str) -> tuple[str, str | None]:

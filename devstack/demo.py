@@ -22,6 +22,7 @@ from devgem.adapters.slack import ROLLBACK_ACTION_ID, parse_rollback_value
 from devgem.domain.incidents import incident_id
 from devstack import example_repos, watch
 from devstack.api_client import Api
+from devstack.processes import wait_for_value
 from devstack.slack_receiver import interactivity_body, signed_headers
 from devstack.stack import LOCAL_SLACK_TOKEN_SECRET, REPO, Ports, Stack
 
@@ -100,14 +101,10 @@ def _serving(stack: Stack, host: str, revision: str) -> str | None:
 
 
 def wait(check: Callable[[], T | None], what: str, timeout: float = 60) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(requests.RequestException):
-            value = check()
-            if value:
-                return value
-        time.sleep(0.1)
-    raise SystemExit(f"no {what} after {timeout:.0f} s; the platform's logs are in .devgem/logs/")
+    try:
+        return wait_for_value(check, timeout, what)
+    except TimeoutError:
+        raise SystemExit(f"no {what} after {timeout:.0f} s; the platform's logs are in .devgem/logs/") from None
 
 
 def step(text: str) -> None:

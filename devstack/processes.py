@@ -11,8 +11,11 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import requests
+
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -96,7 +99,9 @@ class Child:
             return ""
 
 
-def wait_until(check: Callable[[], bool], timeout: float, what: str, child: Child | None = None) -> None:
+def wait_until(
+    check: Callable[[], bool], timeout: float, what: str, child: Child | None = None, every: float = 0.1
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if child is not None and not child.alive():
@@ -106,9 +111,22 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str, child: Chil
                 return
         except (requests.RequestException, OSError):
             pass
-        time.sleep(0.1)
+        time.sleep(every)
     detail = f" Its log ({child.log_path}):\n{child.tail()}" if child else ""
     raise TimeoutError(f"{what} was not ready after {timeout:.0f} s.{detail}")
+
+
+def wait_for_value(check: Callable[[], T | None], timeout: float, what: str, every: float = 0.1) -> T:
+    """The first truthy value `check` gives, polled as wait_until polls (a refused connection is "not yet")."""
+    seen: list[T | None] = [None]
+
+    def holds() -> bool:
+        seen[0] = check()
+        return bool(seen[0])
+
+    wait_until(holds, timeout, what, every=every)
+    assert seen[0] is not None
+    return seen[0]
 
 
 def http_ok(url: str) -> Callable[[], bool]:
