@@ -34,7 +34,8 @@ from devgem.adapters.firestore_client import client
 from devstack import example_repos, watch
 from devstack.api_client import Api
 from devstack.processes import wait_for_value
-from devstack.stack import LOCAL_SLACK_TOKEN_SECRET, Stack
+from devstack.slack_setup import connect_slack, received
+from devstack.stack import Stack
 
 APP = """
 import os
@@ -62,7 +63,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="devgem-bench-crash-") as tmp, Stack(Path(tmp)) as stack:
         api = Api(stack, tenant="bench-crash")
-        channel = _slack_channel(api.tenant)
+        channel = connect_slack(api.tenant)
         source = Path(tmp) / "crash-app-src"
         source.mkdir()
         (source / "main.py").write_text(APP)
@@ -96,15 +97,6 @@ def main() -> None:
     )
 
 
-def _slack_channel(tenant: str) -> str:
-    channel = f"C{uuid.uuid4().hex[:8].upper()}"
-    integrations = client().collection(collections.TENANTS).document(tenant).collection(collections.INTEGRATIONS)
-    integrations.document("slack").set(
-        {"tenantId": tenant, "channel": channel, "tokenSecret": LOCAL_SLACK_TOKEN_SECRET}
-    )
-    return channel
-
-
 def _deploy(api: Api, app_id: str) -> dict[str, Any]:
     deployment_id = api.deploy(app_id)["id"]
     final = watch.follow_deployment(deployment_id, timeout=300)
@@ -114,8 +106,8 @@ def _deploy(api: Api, app_id: str) -> dict[str, Any]:
 
 
 def _posts(stack: Stack, channel: str) -> list[dict[str, Any]]:
-    got = requests.get(f"{stack.slack_url}/messages", timeout=10).json()["messages"]
-    return [m for m in got if m.get("channel") == channel and m.get("blocks")]
+    """The channel's incident messages (thread replies have no blocks)."""
+    return [m for m in received(stack.slack_url, channel) if m.get("blocks")]
 
 
 def _wait(check: Any, timeout: float, what: str) -> Any:

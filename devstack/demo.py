@@ -24,7 +24,8 @@ from devstack import example_repos, watch
 from devstack.api_client import Api
 from devstack.processes import wait_for_value
 from devstack.slack_receiver import interactivity_body, signed_headers
-from devstack.stack import LOCAL_SLACK_TOKEN_SECRET, REPO, Ports, Stack
+from devstack.slack_setup import connect_slack, link_slack_user, received
+from devstack.stack import REPO, Ports, Stack
 
 TENANT, USER, SLACK_USER, CHANNEL = "demo-tenant", "demo-user", "U-DEMO", "C-DEMO"
 T = TypeVar("T")
@@ -39,7 +40,8 @@ def main() -> int:
         print("make demo tours the running platform: start it with `make run` in another terminal first.")
         return 2
     api = Api(stack, TENANT, USER)
-    _connect_slack()
+    connect_slack(TENANT, CHANNEL)  # the demo tenant's channel on the local receiver
+    link_slack_user(TENANT, SLACK_USER, USER)
     step("1. Two releases of examples/hello-python, through the api")
     repo = example_repos.example("hello-python", stack.state_dir / "repos")
     app = api.create_app(str(repo), name=f"demo-{int(time.time()) % 100000}")
@@ -73,14 +75,6 @@ def main() -> int:
     return 0
 
 
-def _connect_slack() -> None:
-    """The demo tenant's Slack: a channel on the local receiver, and its Slack user linked to a Devgem user."""
-    tenant = client().collection(collections.TENANTS).document(TENANT)
-    slack = {"tenantId": TENANT, "channel": CHANNEL, "tokenSecret": LOCAL_SLACK_TOKEN_SECRET}
-    tenant.collection(collections.INTEGRATIONS).document("slack").set(slack)
-    tenant.collection(collections.SLACK_USERS).document(SLACK_USER).set({"tenantId": TENANT, "userId": USER})
-
-
 def _release(api: Api, app_id: str) -> dict[str, Any]:
     deployment_id = api.deploy(app_id)["id"]
     final = watch.follow_deployment(deployment_id, timeout=300)
@@ -91,8 +85,7 @@ def _release(api: Api, app_id: str) -> dict[str, Any]:
 
 
 def _post(stack: Stack, ts: str) -> dict[str, Any] | None:
-    messages: list[dict[str, Any]] = requests.get(stack.slack_url + "/messages", timeout=10).json()["messages"]
-    return next((m for m in messages if m.get("ts") == ts and m.get("blocks")), None)
+    return next((m for m in received(stack.slack_url) if m.get("ts") == ts and m.get("blocks")), None)
 
 
 def _serving(stack: Stack, host: str, revision: str) -> str | None:

@@ -5,41 +5,25 @@ from __future__ import annotations
 
 import contextlib
 import json
-import uuid
 from pathlib import Path
 from typing import Any
 
 import requests
 
-from devgem.adapters import collections
-from devgem.adapters.firestore_client import client
 from devgem.adapters.slack import ROLLBACK_ACTION_ID, parse_rollback_value
 from devstack import watch
 from devstack.api_client import Api
 from devstack.slack_receiver import interactivity_body, signed_headers
-from devstack.stack import LOCAL_SLACK_TOKEN_SECRET, Stack
+from devstack.slack_setup import connect_slack, link_slack_user, received
+from devstack.stack import Stack
 from tests.fixtures import apps
 from tests.integration.test_crash_detection import CRASHING_APP, incident
 from tests.waiting import wait_for
 
 
-def _slack_for(tenant: str, slack_user: str, devgem_user: str) -> str:
-    """Connect the tenant to a fresh channel, and link a Slack user to a Devgem user."""
-    channel = f"C{uuid.uuid4().hex[:8].upper()}"
-    tenant_doc = client().collection(collections.TENANTS).document(tenant)
-    slack = tenant_doc.collection(collections.INTEGRATIONS).document("slack")
-    slack.set({"tenantId": tenant, "channel": channel, "tokenSecret": LOCAL_SLACK_TOKEN_SECRET})
-    tenant_doc.collection(collections.SLACK_USERS).document(slack_user).set({"tenantId": tenant, "userId": devgem_user})
-    return channel
-
-
-def _messages(stack: Stack, channel: str) -> list[dict[str, Any]]:
-    got = requests.get(f"{stack.slack_url}/messages", timeout=10).json()["messages"]
-    return [m for m in got if m.get("channel") == channel]
-
-
 def test_a_crash_reaches_slack_once_and_its_button_rolls_back(stack: Stack, api: Api, repos: Path) -> None:
-    channel = _slack_for(api.tenant, "U-ANA", "ana")
+    channel = connect_slack(api.tenant)
+    link_slack_user(api.tenant, "U-ANA", "ana")
     repo = apps.repo_with(repos, "crashes-loop", {"main.py": CRASHING_APP, "requirements.txt": ""})
     app = api.create_app(str(repo))
     first_id = api.deploy(app["id"])["id"]
@@ -57,12 +41,16 @@ def test_a_crash_reaches_slack_once_and_its_button_rolls_back(stack: Stack, api:
     thread: dict[str, Any] = wait_for(
         lambda: incident(app["id"], "exit:3").get("slackThread") or {}, "the incident's Slack thread", 60
     )
-    posts = wait_for(lambda: [m for m in _messages(stack, channel) if m.get("blocks")], "the Slack message", 30)
+    posts = wait_for(
+        lambda: [m for m in received(stack.slack_url, channel) if m.get("blocks")], "the Slack message", 30
+    )
     assert len(posts) == 1, json.dumps(posts)[:2000]  # one message per incident, however many crashes
     [post] = posts
     assert post["ts"] == thread["ts"]
     replies = wait_for(
-        lambda: [m for m in _messages(stack, channel) if m.get("thread_ts") == thread["ts"]], "the loop's reply", 30
+        lambda: [m for m in received(stack.slack_url, channel) if m.get("thread_ts") == thread["ts"]],
+        "the loop's reply",
+        30,
     )
     assert len(replies) == 1 and "3 crashes" in replies[0]["text"], replies  # escalated once, in the thread
     buttons = [e for b in post["blocks"] if b["type"] == "actions" for e in b["elements"]]

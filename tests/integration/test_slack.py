@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any
 
 import requests
 
-from devgem.adapters import collections
 from devgem.adapters.firestore_client import client
 from devgem.adapters.slack import (
     ROLLBACK_ACTION_ID,
@@ -22,15 +20,14 @@ from devgem.adapters.slack import (
     rollback_value,
 )
 from devstack.slack_receiver import LOCAL_BOT_TOKEN, LOCAL_SIGNING_SECRET, interactivity_body, signed_headers
-from devstack.stack import LOCAL_SLACK_TOKEN_SECRET, Stack
+from devstack.slack_setup import connect_slack, link_slack_user, received
+from devstack.stack import Stack
 
 
 def _tenant_with_slack() -> tuple[str, str]:
     """A fresh tenant whose integration names a channel and the local bot token's reference."""
-    tenant, channel = f"t-{uuid.uuid4().hex[:10]}", f"C{uuid.uuid4().hex[:8].upper()}"
-    doc = client().collection(collections.TENANTS).document(tenant).collection(collections.INTEGRATIONS)
-    doc.document("slack").set({"tenantId": tenant, "channel": channel, "tokenSecret": LOCAL_SLACK_TOKEN_SECRET})
-    return tenant, channel
+    tenant = f"t-{uuid.uuid4().hex[:10]}"
+    return tenant, connect_slack(tenant)
 
 
 def _notice(tenant: str) -> IncidentNotice:
@@ -45,11 +42,6 @@ def _notice(tenant: str) -> IncidentNotice:
     )
 
 
-def _received(stack: Stack, channel: str) -> list[dict[str, Any]]:
-    messages: list[dict[str, Any]] = requests.get(f"{stack.slack_url}/messages", timeout=10).json()["messages"]
-    return [m for m in messages if m.get("channel") == channel]
-
-
 def _notifier() -> SlackNotifier:
     return SlackNotifier(FirestoreSlackConfigs(client()))
 
@@ -57,7 +49,7 @@ def _notifier() -> SlackNotifier:
 def test_an_incident_reaches_the_channel_once_with_its_rollback_button(stack: Stack) -> None:
     tenant, channel = _tenant_with_slack()
     thread = _notifier().post_incident(_notice(tenant))
-    [message] = _received(stack, channel)
+    [message] = received(stack.slack_url, channel)
     assert message["ts"] == thread.ts
     buttons = [e for b in message["blocks"] if b["type"] == "actions" for e in b["elements"]]
     roll = next(b for b in buttons if b.get("action_id") == ROLLBACK_ACTION_ID)
@@ -77,7 +69,7 @@ def test_two_429s_with_retry_after_delay_the_message_and_lose_nothing(stack: Sta
     notifier.post_incident(_notice(tenant))
     waited = time.monotonic() - started
     assert waited >= 2.0, f"delivered after {waited:.2f} s: Retry-After was not honoured"
-    assert len(_received(stack, channel)) == 2
+    assert len(received(stack.slack_url, channel)) == 2
     assert requests.get(f"{stack.slack_url}/messages", timeout=10).json()["rateLimited"] == before + 2
 
 
@@ -86,7 +78,7 @@ def test_a_reply_lands_in_the_incidents_thread(stack: Stack) -> None:
     notifier = _notifier()
     thread = notifier.post_incident(_notice(tenant))
     notifier.reply(tenant, thread, "Resolved: healthy for 10 minutes.")
-    parent, reply = _received(stack, channel)
+    parent, reply = received(stack.slack_url, channel)
     assert reply["thread_ts"] == parent["ts"] == thread.ts
     assert reply["text"] == "Resolved: healthy for 10 minutes."
 
@@ -105,8 +97,7 @@ def _press(tenant: str, slack_user: str, response_url: str = "") -> bytes:
 
 def test_slack_actions_refuses_forged_and_replayed_requests_and_passes_a_signed_one_on(stack: Stack) -> None:
     tenant, _ = _tenant_with_slack()
-    users = client().collection(collections.TENANTS).document(tenant).collection(collections.SLACK_USERS)
-    users.document("U-ANA").set({"tenantId": tenant, "userId": "ana"})
+    link_slack_user(tenant, "U-ANA", "ana")
     url = stack.function_url("slack_actions")
     body = _press(tenant, "U-ANA")
 
