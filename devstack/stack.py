@@ -18,7 +18,7 @@ from devgem import topology
 from devgem.adapters import secrets
 from devgem.entrypoints import pull_worker
 from devstack import dev_tokens, emulators, slack_receiver, wiring
-from devstack.processes import Child, free_port, http_ok, wait_until
+from devstack.processes import Child, free_ports, http_ok, wait_until
 from devstack.schedules import Scheduler
 from localcloud.config import command as localcloud_command
 
@@ -46,13 +46,14 @@ class Ports:
     @classmethod
     def free(cls) -> Ports:
         """Any free ports, so tests never collide with a running `make run`."""
+        firestore, pubsub, cloud_api, router, slack, *functions = free_ports(5 + len(topology.FUNCTIONS))
         return cls(
-            free_port(),
-            free_port(),
-            free_port(),
-            free_port(),
-            {f.name: free_port() for f in topology.FUNCTIONS},
-            free_port(),
+            firestore,
+            pubsub,
+            cloud_api,
+            router,
+            {f.name: p for f, p in zip(topology.FUNCTIONS, functions, strict=True)},
+            slack,
         )
 
 
